@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/hal"
 )
 
 // Service is the publishing service: its queue name and the app_id of its messages.
@@ -33,17 +34,8 @@ const (
 const (
 	ReasonOutOfStock     = "out_of_stock"    // at least one line could not be covered; see RejectedLines
 	ReasonOrderCancelled = "order_cancelled" // the order had been cancelled before it was seen placed
+	ReasonInvalidOrder   = "invalid_order"   // the order has no lines or a line with a quantity below one
 )
-
-// Link is a HAL link object.
-type Link struct {
-	Href      string `json:"href"`
-	Templated bool   `json:"templated,omitempty"`
-	Title     string `json:"title,omitempty"`
-}
-
-// Links maps HAL relation names to links.
-type Links map[string]Link
 
 // Stock is the stock level of one product: the REST model of /v1/stock-items/{product_id}.
 // Links: self, product (catalog), replenishments.
@@ -58,7 +50,7 @@ type Stock struct {
 	Reserved  int64     `json:"reserved"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
-	Links     Links     `json:"_links"`
+	Links     hal.Links `json:"_links"`
 }
 
 // Reservation is the stock reservation made for one order: the REST model of
@@ -76,14 +68,14 @@ type Reservation struct {
 	RejectedLines []RejectedLine `json:"rejected_lines,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	ReleasedAt    *time.Time     `json:"released_at,omitempty"`
-	Links         Links          `json:"_links"`
+	Links         hal.Links      `json:"_links"`
 }
 
 // Line is the quantity of one product in a reservation. Links: product (catalog), stock-item.
 type Line struct {
-	ProductID string `json:"product_id"`
-	Quantity  int64  `json:"quantity"`
-	Links     Links  `json:"_links,omitempty"`
+	ProductID string    `json:"product_id"`
+	Quantity  int64     `json:"quantity"`
+	Links     hal.Links `json:"_links,omitempty"`
 }
 
 // RejectedLine is a line that stock could not cover: Requested was asked, Available was there.

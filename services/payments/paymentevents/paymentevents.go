@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/hal"
 )
 
 // Service is the publishing service: its queue name and the app_id of its messages.
@@ -29,16 +30,6 @@ const (
 
 // ReasonCardDeclined is the decline reason of the simulated provider (payment_token "tok_decline").
 const ReasonCardDeclined = "card_declined"
-
-// Link is a HAL link object.
-type Link struct {
-	Href      string `json:"href"`
-	Templated bool   `json:"templated,omitempty"`
-	Title     string `json:"title,omitempty"`
-}
-
-// Links maps HAL relation names to links.
-type Links map[string]Link
 
 // Money is an amount in minor units (cents) of an ISO 4217 currency.
 type Money struct {
@@ -64,7 +55,7 @@ type Payment struct {
 	CapturedAt      *time.Time `json:"captured_at,omitempty"`
 	DeclinedAt      *time.Time `json:"declined_at,omitempty"`
 	RefundedAt      *time.Time `json:"refunded_at,omitempty"`
-	Links           Links      `json:"_links"`
+	Links           hal.Links  `json:"_links"`
 }
 
 // The events of finance.payments.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/hal"
 )
 
 // Service is the publishing service: its queue name and the app_id of its messages.
@@ -29,16 +30,6 @@ const (
 	StatusDelivered  = "delivered"
 	StatusCancelled  = "cancelled"
 )
-
-// Link is a HAL link object.
-type Link struct {
-	Href      string `json:"href"`
-	Templated bool   `json:"templated,omitempty"`
-	Title     string `json:"title,omitempty"`
-}
-
-// Links maps HAL relation names to links.
-type Links map[string]Link
 
 // Address is where a shipment goes, copied from the order's shipping address.
 type Address struct {
@@ -64,7 +55,7 @@ type Shipment struct {
 	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
 	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
 	CancelledAt  *time.Time `json:"cancelled_at,omitempty"`
-	Links        Links      `json:"_links"`
+	Links        hal.Links  `json:"_links"`
 }
 
 // The events of logistics.shipments.
