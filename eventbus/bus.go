@@ -1,0 +1,314 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// ErrNotConnected is returned (wrapped) by Publish when the context ends
+// while the bus waits for a broker connection.
+var ErrNotConnected = errors.New("eventbus: not connected to the broker")
+
+// ErrNotConfirmed is returned (wrapped) by Publish for a message the broker
+// did not confirm: it nacked it or the connection was lost first. The message
+// may or may not have been routed; publish it again (consumers are idempotent).
+var ErrNotConfirmed = errors.New("eventbus: message not confirmed by the broker")
+
+// Bus is a service's adapter to the shared broker: it publishes integration
+// events to the fanout exchange sagittarius-a with publisher confirms, and
+// consumes the service's own queue, dispatching each event type to its
+// handler, retrying failures through the service's own retry queues and
+// dead-lettering what cannot be handled.
+//
+// Register what the service publishes (Publishes) and handles (Handle,
+// HandleTx) before calling Run. Publish is safe for concurrent use.
+type Bus struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex // guards the registration maps and started
+	started   bool
+	handlers  map[string]*handler
+	published map[string]EventInfo
+
+	// publishing state; see pubChannel.
+	pmu     sync.Mutex
+	pch     *amqp.Channel
+	blocked bool
+	changed chan struct{} // closed and replaced whenever pch or blocked changes
+	sendMu  sync.Mutex    // serializes frames on pch: a Channel is not safe for concurrent publishing
+
+	connected   atomic.Bool
+	afterCommit atomic.Pointer[func()]
+	stats       counters
+}
+
+// New validates cfg and returns a Bus. It does not connect: Run does.
+func New(cfg Config) (*Bus, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Bus{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "eventbus", "service", cfg.Service),
+		handlers:  make(map[string]*handler),
+		published: make(map[string]EventInfo),
+		changed:   make(chan struct{}),
+	}, nil
+}
+
+// Service returns the service name the bus was created for.
+func (b *Bus) Service() string { return b.cfg.Service }
+
+// QueueName returns the service's queue: its name.
+func (b *Bus) QueueName() string { return b.cfg.Service }
+
+// DeadLetterQueue returns the name of the service's dead-letter queue.
+func (b *Bus) DeadLetterQueue() string { return b.cfg.deadLetterQueue() }
+
+// Publishes declares the event types this service publishes. Publish refuses
+// a message whose type was not declared. Each type must belong to this
+// service. It fails after Run has started.
+func (b *Bus) Publishes(types ...EventInfoer) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started {
+		return errors.New("eventbus: Publishes after Run")
+	}
+	for _, t := range types {
+		info := t.Info()
+		if info.Service != b.cfg.Service {
+			return fmt.Errorf("eventbus: %s may not publish %s: an event is published only by the service that owns it", b.cfg.Service, info.Type())
+		}
+		b.published[info.Type()] = info
+	}
+	return nil
+}
+
+// Published returns the declared published event types, sorted by type.
+func (b *Bus) Published() []EventInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]EventInfo, 0, len(b.published))
+	for _, i := range b.published {
+		out = append(out, i)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type() < out[j].Type() })
+	return out
+}
+
+// Consumed returns the event types with a registered handler, sorted by type.
+func (b *Bus) Consumed() []EventInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]EventInfo, 0, len(b.handlers))
+	for _, h := range b.handlers {
+		out = append(out, h.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Type() < out[j].Type() })
+	return out
+}
+
+// Healthy returns nil while the bus is connected to the broker and ready to
+// publish, ErrNotConnected otherwise.
+func (b *Bus) Healthy() error {
+	if b.connected.Load() {
+		return nil
+	}
+	return ErrNotConnected
+}
+
+// Run connects to the broker, declares the topology, and consumes the
+// service's queue until ctx is cancelled. When the connection is lost it
+// reconnects with exponential backoff, declares the topology again and
+// resumes consuming; meanwhile Publish waits for the new connection (up to
+// its context). On cancellation it stops consuming, waits up to
+// Config.DrainTimeout for handlers in flight to finish and acknowledge, closes
+// the connection and returns nil. It returns an error only for a second call.
+func (b *Bus) Run(ctx context.Context) error {
+	b.mu.Lock()
+	if b.started {
+		b.mu.Unlock()
+		return errors.New("eventbus: Run called twice")
+	}
+	b.started = true
+	handlers := make(map[string]*handler, len(b.handlers))
+	for k, v := range b.handlers {
+		handlers[k] = v
+	}
+	b.mu.Unlock()
+
+	backoff := b.cfg.ReconnectMin
+	for {
+		start := time.Now()
+		err := b.session(ctx, handlers)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = b.cfg.ReconnectMin
+		}
+		b.stats.reconnects.Add(1)
+		b.log.Warn("broker connection lost; reconnecting", "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, b.cfg.ReconnectMax)
+	}
+}
+
+// session runs one connection until it fails or ctx is cancelled.
+func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
+	conn, err := amqp.DialConfig(b.cfg.URL, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Dial:       amqp.DefaultDial(10 * time.Second),
+		Properties: amqp.Table{"connection_name": b.cfg.Service},
+	})
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 8))
+	go func() { // always drained, or the connection deadlocks
+		for bl := range blocked {
+			if bl.Active {
+				b.log.Warn("broker blocked this connection (resource alarm); publishing waits", "reason", bl.Reason)
+			} else {
+				b.log.Info("broker unblocked this connection")
+			}
+			b.setBlocked(bl.Active)
+		}
+	}()
+
+	if err := b.declareTopology(conn); err != nil {
+		return err
+	}
+
+	pch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open publishing channel: %w", err)
+	}
+	if err := pch.Confirm(false); err != nil {
+		return fmt.Errorf("enable publisher confirms: %w", err)
+	}
+	pubClosed := pch.NotifyClose(make(chan *amqp.Error, 1))
+
+	cch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open consuming channel: %w", err)
+	}
+	conClosed := cch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := cch.Qos(b.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	tag := fmt.Sprintf("%s-%d", b.cfg.Service, time.Now().UnixNano())
+	deliveries, err := cch.Consume(b.cfg.Service, tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", b.cfg.Service, err)
+	}
+
+	b.setPubChannel(pch)
+	b.connected.Store(true)
+	b.log.Info("connected to broker", "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
+	defer func() {
+		b.connected.Store(false)
+		b.setPubChannel(nil)
+		b.setBlocked(false)
+	}()
+
+	// Handlers keep running during a drain: they get a context that is not
+	// cancelled with ctx.
+	hctx := context.WithoutCancel(ctx)
+	var wg sync.WaitGroup
+	for range b.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range deliveries {
+				b.dispatch(hctx, handlers, d)
+			}
+		}()
+	}
+	workersDone := make(chan struct{})
+	go func() { wg.Wait(); close(workersDone) }()
+
+	select {
+	case <-ctx.Done():
+		// Stop deliveries; finish and ack what is in flight, then close.
+		_ = cch.Cancel(tag, false)
+		select {
+		case <-workersDone:
+		case <-time.After(b.cfg.DrainTimeout):
+			b.log.Warn("drain timeout: closing with handlers in flight; their messages will be redelivered")
+		}
+		return nil
+	case e := <-connClosed:
+		return fmt.Errorf("connection closed: %v", e)
+	case e := <-pubClosed:
+		return fmt.Errorf("publishing channel closed: %v", e)
+	case e := <-conClosed:
+		return fmt.Errorf("consuming channel closed: %v", e)
+	case <-workersDone:
+		return errors.New("delivery stream ended")
+	}
+}
+
+func (b *Bus) setPubChannel(ch *amqp.Channel) {
+	b.pmu.Lock()
+	b.pch = ch
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.pmu.Unlock()
+}
+
+func (b *Bus) setBlocked(v bool) {
+	b.pmu.Lock()
+	b.blocked = v
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.pmu.Unlock()
+}
+
+// pubChannel waits for a connected, unblocked publishing channel.
+func (b *Bus) pubChannel(ctx context.Context) (*amqp.Channel, error) {
+	for {
+		b.pmu.Lock()
+		ch, blocked, changed := b.pch, b.blocked, b.changed
+		b.pmu.Unlock()
+		if ch != nil && !blocked {
+			return ch, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			if blocked {
+				return nil, fmt.Errorf("%w: connection blocked by a broker resource alarm: %w", ErrNotConnected, ctx.Err())
+			}
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, ctx.Err())
+		}
+	}
+}
+
+// SetAfterCommit registers f to run after each HandleTx transaction commits.
+// NewRelay registers the relay's Notify here, so events a handler enqueued
+// are published at once.
+func (b *Bus) SetAfterCommit(f func()) { b.afterCommit.Store(&f) }
+
+func (b *Bus) notifyCommitted() {
+	if f := b.afterCommit.Load(); f != nil && *f != nil {
+		(*f)()
+	}
+}

@@ -1,0 +1,86 @@
+package eventbus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+)
+
+type ctxKey int
+
+const (
+	correlationKey ctxKey = iota
+	causationKey
+	traceparentKey
+)
+
+// WithCorrelationID returns a context whose events carry id as their
+// correlation id. HTTP middleware calls it with the request id, so every event
+// of one business flow shares the id of the request that started it.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, correlationKey, id)
+}
+
+// CorrelationID returns the correlation id in ctx, or "".
+func CorrelationID(ctx context.Context) string {
+	s, _ := ctx.Value(correlationKey).(string)
+	return s
+}
+
+// WithTraceparent returns a context whose events continue the W3C trace of
+// traceparent (as received in an HTTP traceparent header). An invalid value is
+// ignored.
+func WithTraceparent(ctx context.Context, traceparent string) context.Context {
+	if !traceparentRE.MatchString(traceparent) {
+		return ctx
+	}
+	return context.WithValue(ctx, traceparentKey, traceparent)
+}
+
+// Traceparent returns the W3C traceparent in ctx, or "".
+func Traceparent(ctx context.Context) string {
+	s, _ := ctx.Value(traceparentKey).(string)
+	return s
+}
+
+// withCause returns the context a handler runs in: events it creates are
+// caused by the event with the given uuid and share its correlation id and
+// trace.
+func withCause(ctx context.Context, eventID, correlationID, traceparent string) context.Context {
+	if correlationID == "" {
+		correlationID = eventID
+	}
+	ctx = context.WithValue(ctx, correlationKey, correlationID)
+	ctx = context.WithValue(ctx, causationKey, eventID)
+	return WithTraceparent(ctx, traceparent)
+}
+
+var traceparentRE = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// outgoingHeaders builds the headers of a new event with the given uuid.
+func outgoingHeaders(ctx context.Context, id string) map[string]string {
+	h := make(map[string]string, 3)
+	corr := CorrelationID(ctx)
+	if corr == "" {
+		corr = id
+	}
+	h[HeaderCorrelationID] = corr
+	if cause, _ := ctx.Value(causationKey).(string); cause != "" {
+		h[HeaderCausationID] = cause
+	}
+	h[HeaderTraceparent] = childTraceparent(Traceparent(ctx))
+	return h
+}
+
+// childTraceparent returns a traceparent for a new span: the trace id of
+// parent when valid, a new trace id otherwise, and a new span id.
+func childTraceparent(parent string) string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	trace := hex.EncodeToString(b[:16])
+	if traceparentRE.MatchString(parent) {
+		trace = parent[3:35]
+	}
+	return "00-" + trace + "-" + hex.EncodeToString(b[16:]) + "-01"
+}

@@ -1,0 +1,89 @@
+package eventbus
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+)
+
+// HandleTx registers h for events of type et, run exactly once per event
+// uuid: h runs inside a database transaction on db that also records the
+// event's uuid in eventbus_inbox. When the transaction commits, the delivery
+// is acked; a redelivered event whose uuid is already recorded is acked
+// without running h. Events h enqueues in tx (Enqueue) are committed with its
+// changes and relayed once committed.
+//
+// Outcomes are as for Handle: an error rolls everything back and retries the
+// event later; a deadlock or lock wait timeout is retried at once, up to three
+// times, before it counts as a failed attempt.
+func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Context, tx *sqlx.Tx, ev Event[T]) error) error {
+	if db == nil {
+		return errors.New("eventbus: HandleTx needs a database")
+	}
+	return b.register(et.Info(), func(ctx context.Context, in incoming) error {
+		ev, err := decodeEvent[T](in)
+		if err != nil {
+			return err
+		}
+		for try := 1; ; try++ {
+			dup, err := handleOnce(ctx, db, ev, h)
+			if err == nil {
+				if dup {
+					b.stats.duplicates.Add(1)
+				} else {
+					b.notifyCommitted()
+				}
+				return nil
+			}
+			if try < 4 && isTransientDBError(err) {
+				time.Sleep(time.Duration(try*try) * 10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+	})
+}
+
+// handleOnce runs h in one transaction guarded by the inbox. It reports
+// whether the event had already been handled.
+func handleOnce[T any](ctx context.Context, db *sqlx.DB, ev Event[T], h func(context.Context, *sqlx.Tx, Event[T]) error) (duplicate bool, err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	// A concurrent duplicate blocks on the key until this transaction ends,
+	// then sees the row.
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO eventbus_inbox (uuid, type, handled_at) VALUES (?, ?, ?)
+		 ON DUPLICATE KEY UPDATE uuid = uuid`, ev.UUID, ev.Type, time.Now().UTC())
+	if err != nil {
+		return false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
+	} else if n == 0 {
+		return true, nil
+	}
+	if err := h(ctx, tx, ev); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("commit: %w", err)
+	}
+	return false, nil
+}
+
+// isTransientDBError reports MySQL deadlocks and lock wait timeouts.
+func isTransientDBError(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	return errors.Is(err, sql.ErrConnDone)
+}

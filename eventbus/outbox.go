@@ -1,0 +1,307 @@
+package eventbus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Enqueue writes msgs into the outbox table of the service's database inside
+// tx, the transaction of the state change that caused them. If tx commits,
+// a Relay publishes them; if it rolls back, they never existed. Call
+// Relay.Notify after the commit to publish at once rather than at the next
+// poll (HandleTx does this for handlers).
+func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now().UTC()
+	var q strings.Builder
+	q.WriteString(`INSERT INTO eventbus_outbox (uuid, type, app_id, fired_at, headers, body, created_at, available_at) VALUES `)
+	args := make([]any, 0, len(msgs)*8)
+	for i, m := range msgs {
+		if m.ID == "" || m.Type == "" || m.AppID == "" || len(m.Body) == 0 {
+			return fmt.Errorf("eventbus: enqueue: message %d is incomplete; build messages with EventType.New", i)
+		}
+		headers, err := json.Marshal(m.Headers)
+		if err != nil {
+			return fmt.Errorf("eventbus: enqueue %s: %w", m.ID, err)
+		}
+		if i > 0 {
+			q.WriteString(",")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, m.ID, m.Type, m.AppID, m.FiredAt.UTC(), string(headers), m.Body, now, now)
+	}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("eventbus: enqueue: %w", err)
+	}
+	return nil
+}
+
+// RelayConfig configures a Relay. Zero values take the documented defaults.
+type RelayConfig struct {
+	BatchSize       int           // rows published per transaction; default 500
+	PollInterval    time.Duration // how often to look for rows without a Notify; default 1s
+	PublishTimeout  time.Duration // bound on one batch's publish and confirms; default 15s
+	MaxBackoff      time.Duration // cap of a failing row's backoff (1s, 2s, 4s, …); default 1m
+	Retention       time.Duration // sent rows are deleted after this; default 24h
+	InboxRetention  time.Duration // inbox rows are deleted after this; default 7 days
+	CleanupInterval time.Duration // how often the deletions run; default 1m
+	Logger          *slog.Logger  // default slog.Default()
+}
+
+// Relay publishes the rows of the outbox table with publisher confirms and
+// marks them sent. Several relays (one per instance of a service) can run on
+// the same table at once: rows are claimed with FOR UPDATE SKIP LOCKED, so no
+// row is published by two relays at once and none is skipped. A row whose
+// publishing fails backs off exponentially without holding back the rows
+// behind it. Delivery is at least once: a relay that dies after the broker
+// confirmed a batch but before marking it sent publishes it again.
+type Relay struct {
+	db   *sqlx.DB
+	bus  *Bus
+	cfg  RelayConfig
+	log  *slog.Logger
+	wake chan struct{}
+
+	sent, failed atomic.Uint64
+}
+
+// NewRelay returns a relay publishing db's outbox through b, and registers
+// its Notify with b so that handlers' events are relayed on commit.
+func NewRelay(db *sqlx.DB, b *Bus, cfg RelayConfig) (*Relay, error) {
+	if db == nil || b == nil {
+		return nil, errors.New("eventbus: NewRelay needs a database and a bus")
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = 15 * time.Second
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 24 * time.Hour
+	}
+	if cfg.InboxRetention == 0 {
+		cfg.InboxRetention = 7 * 24 * time.Hour
+	}
+	if cfg.CleanupInterval == 0 {
+		cfg.CleanupInterval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BatchSize < 1 || cfg.PollInterval < 0 || cfg.PublishTimeout < 0 {
+		return nil, errors.New("eventbus: RelayConfig: BatchSize, PollInterval and PublishTimeout must be positive")
+	}
+	r := &Relay{db: db, bus: b, cfg: cfg, log: cfg.Logger.With("component", "outbox-relay", "service", b.Service()), wake: make(chan struct{}, 1)}
+	b.SetAfterCommit(r.Notify)
+	return r, nil
+}
+
+// Notify wakes the relay to publish now. It never blocks. Safe for
+// concurrent use.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RelayStats are the relay's counters since it was created.
+type RelayStats struct{ Sent, Failed uint64 }
+
+// Stats returns the relay's counters. Safe for concurrent use.
+func (r *Relay) Stats() RelayStats { return RelayStats{Sent: r.sent.Load(), Failed: r.failed.Load()} }
+
+// Run publishes pending rows until ctx is cancelled, then returns nil. While
+// the bus is disconnected it waits; rows stay in the table meanwhile.
+func (r *Relay) Run(ctx context.Context) error {
+	nextCleanup := time.Now()
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := r.PublishPending(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		wait := r.cfg.PollInterval
+		switch {
+		case err != nil:
+			if !errors.Is(err, ErrNotConnected) {
+				r.log.Warn("outbox relay: batch failed", "error", err, "retry_in", backoff)
+			}
+			wait = backoff
+			backoff = min(backoff*2, 5*time.Second)
+		case n == r.cfg.BatchSize:
+			wait = 0 // more are waiting
+			backoff = 100 * time.Millisecond
+		default:
+			backoff = 100 * time.Millisecond
+		}
+		if time.Now().After(nextCleanup) {
+			if err := r.Cleanup(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("outbox relay: cleanup failed", "error", err)
+			}
+			nextCleanup = time.Now().Add(r.cfg.CleanupInterval)
+		}
+		if wait == 0 {
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+type outboxRow struct {
+	ID       uint64    `db:"id"`
+	UUID     string    `db:"uuid"`
+	Type     string    `db:"type"`
+	AppID    string    `db:"app_id"`
+	FiredAt  time.Time `db:"fired_at"`
+	Headers  string    `db:"headers"`
+	Body     []byte    `db:"body"`
+	Attempts uint      `db:"attempts"`
+}
+
+// PublishPending publishes one batch of due rows in one transaction and
+// returns how many it published. Rows the broker did not confirm get their
+// attempts counted and are retried after a backoff. If the bus is not
+// connected it returns an error wrapping ErrNotConnected and changes nothing.
+func (r *Relay) PublishPending(ctx context.Context) (int, error) {
+	if err := r.bus.Healthy(); err != nil {
+		return 0, err
+	}
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UTC()
+	var rows []outboxRow
+	err = tx.SelectContext(ctx, &rows,
+		`SELECT id, uuid, type, app_id, fired_at, headers, body, attempts
+		   FROM eventbus_outbox
+		  WHERE sent_at IS NULL AND available_at <= ?
+		  ORDER BY id
+		  LIMIT ?
+		  FOR UPDATE SKIP LOCKED`, now, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("claim outbox rows: %w", err)
+	}
+	if len(rows) == 0 {
+		return 0, tx.Commit()
+	}
+
+	errs := make([]error, len(rows))
+	var msgs []Message
+	var idx []int
+	for i, row := range rows {
+		m := Message{ID: row.UUID, Type: row.Type, AppID: row.AppID, FiredAt: row.FiredAt, Body: row.Body}
+		if err := json.Unmarshal([]byte(row.Headers), &m.Headers); err != nil {
+			errs[i] = fmt.Errorf("headers: %w", err)
+			continue
+		}
+		if err := r.bus.checkPublishable([]Message{m}); err != nil {
+			errs[i] = err
+			continue
+		}
+		msgs = append(msgs, m)
+		idx = append(idx, i)
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	perr := r.bus.publishEach(pctx, msgs)
+	cancel()
+	notConnected := 0
+	for j, e := range perr {
+		errs[idx[j]] = e
+		if errors.Is(e, ErrNotConnected) {
+			notConnected++
+		}
+	}
+	if notConnected == len(msgs) && len(msgs) > 0 {
+		// Nothing was sent: leave the rows as they are.
+		return 0, fmt.Errorf("outbox relay: %w", perr[0])
+	}
+
+	var sent []any
+	for i, row := range rows {
+		if errs[i] == nil {
+			sent = append(sent, row.ID)
+			continue
+		}
+		r.failed.Add(1)
+		delay := min(time.Duration(1<<min(row.Attempts, 16))*time.Second, r.cfg.MaxBackoff)
+		r.log.Warn("outbox relay: event not published; will retry", "uuid", row.UUID, "type", row.Type, "attempts", row.Attempts+1, "retry_in", delay, "error", errs[i])
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE eventbus_outbox SET attempts = attempts + 1, available_at = ?, last_error = ? WHERE id = ?`,
+			now.Add(delay), truncate(errs[i].Error(), 2000), row.ID); err != nil {
+			return 0, fmt.Errorf("record failure of %s: %w", row.UUID, err)
+		}
+	}
+	if len(sent) > 0 {
+		q, args, err := sqlx.In(`UPDATE eventbus_outbox SET sent_at = ? WHERE id IN (?)`, time.Now().UTC(), sent)
+		if err != nil {
+			return 0, err
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return 0, fmt.Errorf("mark sent: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	r.sent.Add(uint64(len(sent)))
+	return len(sent), nil
+}
+
+// Cleanup deletes sent outbox rows older than Retention and inbox rows older
+// than InboxRetention, a thousand rows per statement.
+func (r *Relay) Cleanup(ctx context.Context) error {
+	now := time.Now().UTC()
+	for _, s := range []struct {
+		q      string
+		before time.Time
+	}{
+		{`DELETE FROM eventbus_outbox WHERE sent_at IS NOT NULL AND sent_at < ? LIMIT 1000`, now.Add(-r.cfg.Retention)},
+		{`DELETE FROM eventbus_inbox WHERE handled_at < ? LIMIT 1000`, now.Add(-r.cfg.InboxRetention)},
+	} {
+		for {
+			res, err := r.db.ExecContext(ctx, s.q, s.before)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n < 1000 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Pending returns how many outbox rows are not yet published.
+func (r *Relay) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := r.db.GetContext(ctx, &n, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`)
+	return n, err
+}
