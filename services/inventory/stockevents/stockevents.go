@@ -92,3 +92,6 @@ var (
 	StockReservationRejected = eventbus.MustEventType[Reservation](Service, "stock_reservation_rejected", "reservation")
 	StockReleased            = eventbus.MustEventType[Reservation](Service, "stock_released", "reservation")
 )
+
+// All lists every event type of logistics.inventory, for Bus.Publishes and contracts.
+var All = []eventbus.EventInfoer{StockReplenished, StockReserved, StockReservationRejected, StockReleased}

@@ -64,3 +64,6 @@ var (
 	PaymentDeclined = eventbus.MustEventType[Payment](Service, "payment_declined", "payment")
 	PaymentRefunded = eventbus.MustEventType[Payment](Service, "payment_refunded", "payment")
 )
+
+// All lists every event type of finance.payments, for Bus.Publishes and contracts.
+var All = []eventbus.EventInfoer{PaymentCaptured, PaymentDeclined, PaymentRefunded}

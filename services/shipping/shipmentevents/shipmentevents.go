@@ -65,3 +65,6 @@ var (
 	ShipmentDelivered  = eventbus.MustEventType[Shipment](Service, "shipment_delivered", "shipment")
 	ShipmentCancelled  = eventbus.MustEventType[Shipment](Service, "shipment_cancelled", "shipment")
 )
+
+// All lists every event type of logistics.shipments, for Bus.Publishes and contracts.
+var All = []eventbus.EventInfoer{ShipmentScheduled, ShipmentDispatched, ShipmentDelivered, ShipmentCancelled}
