@@ -115,6 +115,14 @@ type Order struct {
 	UpdatedAt          time.Time
 }
 
+// Filter selects orders when listing them. Zero fields do not filter.
+type Filter struct {
+	CustomerID string
+	Status     Status
+	Limit      int // page size; 0 means 20
+	Offset     int
+}
+
 // Errors of the domain. Callers test them with errors.Is.
 var (
 	// ErrNotFound: no order with that id.

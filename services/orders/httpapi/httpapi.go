@@ -1,0 +1,197 @@
+// Package httpapi is the HTTP API of sales.orders (application/hal+json):
+//
+//	GET   /v1                 entry point: links to the orders collection
+//	POST  /v1/orders          place an order (Idempotency-Key honoured) -> 201 + Location
+//	GET   /v1/orders          list orders, newest first; ?customer_id= &status= &page= &size=
+//	GET   /v1/orders/{id}     one order, with ETag
+//	PATCH /v1/orders/{id}     {"status":"cancelled"} cancels it (If-Match honoured)
+//	GET   /health             database and broker status
+//
+// Errors are RFC 9457 problems; writeError is the one place that maps errors
+// to HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/problem"
+	"github.com/sagittarius-a/sagittarius/services/orders/order"
+	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
+)
+
+// Store is what the API needs from storage (implemented by mysql.Store).
+// Its methods are safe for concurrent use.
+type Store interface {
+	// PlaceOrder places an order, or replays the first answer for a reused
+	// idempotency key (replayed true).
+	PlaceOrder(ctx context.Context, in order.PlaceInput, idempotencyKey string) (placed orderevents.Order, replayed bool, err error)
+	// Order returns one order (order.ErrNotFound when unknown).
+	Order(ctx context.Context, id string) (*order.Order, error)
+	// Orders returns a page of orders and how many match in total.
+	Orders(ctx context.Context, f order.Filter) ([]*order.Order, int, error)
+	// CancelOrder cancels an order on its customer's request.
+	CancelOrder(ctx context.Context, id string, ifMatch func(version int64) bool) (*order.Order, error)
+}
+
+// API serves the orders resources.
+type API struct {
+	store  Store
+	render Renderer
+	logger *slog.Logger
+}
+
+// New returns the API on store, rendering links with render. logger may be nil.
+func New(store Store, render Renderer, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &API{store: store, render: render, logger: logger}
+}
+
+// Routes returns every route of the service. health answers GET /health.
+// Unknown paths get a 404 problem, known paths with another method a 405
+// problem with Allow. The caller wraps the result in httpkit.Stack.
+func (a *API) Routes(health http.Handler) http.Handler {
+	rt := httpkit.NewRouter()
+	rt.Handle("GET /health", health)
+	rt.HandleFunc("GET /v1", a.index)
+	rt.HandleFunc("GET /v1/{$}", a.index)
+	rt.HandleFunc("POST /v1/orders", a.placeOrder)
+	rt.HandleFunc("GET /v1/orders", a.listOrders)
+	rt.HandleFunc("GET /v1/orders/{id}", a.getOrder)
+	rt.HandleFunc("PATCH /v1/orders/{id}", a.patchOrder)
+	return rt
+}
+
+// index is the API's entry point: a HAL document linking the collection.
+func (a *API) index(w http.ResponseWriter, r *http.Request) {
+	links := hal.Links{}
+	links.Set("self", a.render.orders.Href())
+	links.Set("orders", a.render.orders.Href("orders"))
+	links.SetLink("orders-search", hal.Link{
+		Href:      a.render.orders.Href("orders") + "{?customer_id,status,page,size}",
+		Templated: true,
+		Title:     "orders by customer and status",
+	})
+	hal.Write(w, r, http.StatusOK, struct {
+		Links hal.Links `json:"_links"`
+	}{links})
+}
+
+func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	in, err := decodePlace(w, r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	placed, replayed, err := a.store.PlaceOrder(r.Context(), in, key)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", placed.Links.Href("self"))
+	httpkit.SetETag(w, placed.Version)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	hal.Write(w, r, http.StatusCreated, placed)
+}
+
+func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, page, err := parseListQuery(q)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	orders, total, err := a.store.Orders(r.Context(), f)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	items := make([]orderevents.Order, len(orders))
+	for i, o := range orders {
+		items[i] = a.render.Order(o)
+	}
+	filters := url.Values{}
+	for _, k := range []string{"customer_id", "status"} {
+		if v := q.Get(k); v != "" {
+			filters.Set(k, v)
+		}
+	}
+	c := hal.NewCollection("orders", a.render.orders.Href("orders"), filters, items, page, total)
+	c.Links.SetLink("search", hal.Link{Href: a.render.orders.Href("orders") + "{?customer_id,status,page,size}", Templated: true})
+	hal.Write(w, r, http.StatusOK, c)
+}
+
+func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	o, err := a.store.Order(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpkit.SetETag(w, int64(o.Version))
+	hal.Write(w, r, http.StatusOK, a.render.Order(o))
+}
+
+// patchOrder cancels an order: the only change a client may make.
+func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
+	if _, err := decodePatch(w, r); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	o, err := a.store.CancelOrder(r.Context(), r.PathValue("id"), httpkit.IfMatch(r).Allows)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	httpkit.SetETag(w, int64(o.Version))
+	hal.Write(w, r, http.StatusOK, a.render.Order(o))
+}
+
+// writeError maps err to a problem: the one place where errors become HTTP
+// statuses. Unknown errors are logged and answered with a bare 500.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Write(w, r, a.problemFor(r, err))
+}
+
+func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
+	var invalid *order.ValidationError
+	switch {
+	case problem.From(err) != nil:
+		return problem.From(err)
+	case errors.As(err, &invalid):
+		fields := make([]problem.FieldError, len(invalid.Fields))
+		for i, f := range invalid.Fields {
+			fields[i] = problem.FieldError{Field: f.Field, Message: f.Message}
+		}
+		return problem.Validation(fields...)
+	case errors.Is(err, order.ErrNotFound):
+		return problem.NotFound("no order with this id")
+	case errors.Is(err, order.ErrNotCancellable):
+		return problem.Conflict(err.Error())
+	case errors.Is(err, order.ErrVersionMismatch):
+		return problem.PreconditionFailed("the order has changed since you read it; GET it again for the current ETag")
+	case errors.Is(err, order.ErrKeyReused):
+		p := problem.New(http.StatusUnprocessableEntity, "this Idempotency-Key was already used with a different request body")
+		p.Type = "urn:sagittarius:problem:idempotency-key-reused"
+		return p
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return problem.New(http.StatusServiceUnavailable, "request cancelled")
+	default:
+		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		return problem.Internal()
+	}
+}
