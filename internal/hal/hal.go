@@ -1,0 +1,190 @@
+// Package hal renders HAL documents (application/hal+json): links, resources
+// and paginated collections, with absolute links built from the platform's
+// public base URL (the gateway), e.g.
+//
+//	base, _ := hal.NewBase("http://127.0.0.1:8080")
+//	api := base.Join("customers", "v1")        // http://127.0.0.1:8080/customers/v1
+//	api.Href("customers", id)                  // http://127.0.0.1:8080/customers/v1/customers/<id>
+//
+// Resources are plain structs with a field
+//
+//	Links hal.Links `json:"_links"`
+//
+// so the same struct serves as REST model and event payload.
+package hal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sagittarius-a/sagittarius/internal/problem"
+)
+
+// ContentType is the media type of every HAL document the services send.
+const ContentType = "application/hal+json"
+
+// Link is a HAL link object. Templated links carry an RFC 6570 URI template.
+type Link struct {
+	Href      string `json:"href"`
+	Templated bool   `json:"templated,omitempty"`
+	Title     string `json:"title,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Type      string `json:"type,omitempty"`
+}
+
+// Rel is the value of one link relation: a single link object, or an array
+// of links for relations that are lists (an order's products). A list
+// relation is always rendered as a JSON array, even with one element, as the
+// HAL spec asks. The zero Rel is an empty single relation.
+type Rel struct {
+	links []Link
+	many  bool
+}
+
+// One returns a single-link relation.
+func One(l Link) Rel { return Rel{links: []Link{l}} }
+
+// Many returns a list relation (rendered as an array, possibly empty).
+func Many(ls ...Link) Rel { return Rel{links: append([]Link{}, ls...), many: true} }
+
+// To is One(Link{Href: href}).
+func To(href string) Rel { return One(Link{Href: href}) }
+
+// Links returns the links of r (a copy).
+func (r Rel) Links() []Link { return append([]Link(nil), r.links...) }
+
+// IsList reports whether r renders as an array.
+func (r Rel) IsList() bool { return r.many }
+
+// MarshalJSON renders a single relation as an object, a list as an array.
+func (r Rel) MarshalJSON() ([]byte, error) {
+	if r.many {
+		if r.links == nil {
+			return []byte("[]"), nil
+		}
+		return json.Marshal(r.links)
+	}
+	if len(r.links) == 0 {
+		return json.Marshal(Link{})
+	}
+	return json.Marshal(r.links[0])
+}
+
+// UnmarshalJSON accepts a link object or an array of link objects.
+func (r *Rel) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '[' {
+		var ls []Link
+		if err := json.Unmarshal(b, &ls); err != nil {
+			return err
+		}
+		*r = Many(ls...)
+		return nil
+	}
+	var l Link
+	if err := json.Unmarshal(b, &l); err != nil {
+		return err
+	}
+	*r = One(l)
+	return nil
+}
+
+// Links maps relation names to relations; "self" is mandatory on every
+// resource. Relation names are lower-case words with dashes (or IANA names).
+type Links map[string]Rel
+
+// Set sets rel to the single link href.
+func (ls Links) Set(rel, href string) { ls[rel] = To(href) }
+
+// SetLink sets rel to the single link l.
+func (ls Links) SetLink(rel string, l Link) { ls[rel] = One(l) }
+
+// Append adds href to the list relation rel (creating it as a list).
+func (ls Links) Append(rel, href string) {
+	r := ls[rel]
+	ls[rel] = Rel{links: append(r.links, Link{Href: href}), many: true}
+}
+
+// Href returns the href of the first link of rel, or "" when there is none.
+func (ls Links) Href(rel string) string {
+	if r, ok := ls[rel]; ok && len(r.links) > 0 {
+		return r.links[0].Href
+	}
+	return ""
+}
+
+// Base is an absolute URL prefix ending without a slash, e.g.
+// "http://127.0.0.1:8080/orders/v1". The zero Base builds relative paths.
+// A Base is an immutable value, safe for concurrent use.
+type Base struct{ prefix string }
+
+// NewBase validates raw (an absolute http or https URL without query or
+// fragment, typically PUBLIC_BASE_URL) and returns it as a Base. A trailing
+// slash is removed.
+func NewBase(raw string) (Base, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Base{}, fmt.Errorf("hal: base url %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return Base{}, fmt.Errorf("hal: base url %q: want an absolute http(s) URL", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return Base{}, fmt.Errorf("hal: base url %q: must not have user info, query or fragment", raw)
+	}
+	return Base{prefix: strings.TrimRight(u.String(), "/")}, nil
+}
+
+// MustBase is NewBase for constants in tests; it panics on an invalid URL.
+func MustBase(raw string) Base {
+	b, err := NewBase(raw)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// String returns the prefix, without a trailing slash.
+func (b Base) String() string { return b.prefix }
+
+// Join returns the Base extended by path segments (each path-escaped).
+func (b Base) Join(segments ...string) Base { return Base{prefix: b.Href(segments...)} }
+
+// Href returns the base followed by the path-escaped segments, joined by "/".
+// Href() is the base itself.
+func (b Base) Href(segments ...string) string {
+	var s strings.Builder
+	s.WriteString(b.prefix)
+	for _, seg := range segments {
+		s.WriteByte('/')
+		s.WriteString(url.PathEscape(seg))
+	}
+	return s.String()
+}
+
+// HrefQuery is Href with an encoded query string appended when q is not empty.
+func (b Base) HrefQuery(q url.Values, segments ...string) string {
+	h := b.Href(segments...)
+	if enc := q.Encode(); enc != "" {
+		h += "?" + enc
+	}
+	return h
+}
+
+// Write sends v as application/hal+json with the given status. If v cannot be
+// encoded, a 500 problem is sent instead (and nothing of v).
+func Write(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		problem.Write(w, r, problem.Internal())
+		return
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
