@@ -51,7 +51,7 @@ func newTestDB(t testing.TB) *sqlx.DB {
 	}
 	db.SetMaxOpenConns(40)
 	t.Cleanup(func() { db.Close() })
-	if err := Migrate(ctx, db); err != nil {
+	if err := Migrate(ctx, db, nil); err != nil {
 		t.Fatal(err)
 	}
 	return db

@@ -13,15 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
-	"github.com/pressly/goose/v3"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 )
@@ -29,28 +30,17 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// Migrate applies the service's embedded goose migrations and the eventbus tables to db. It is safe
-// to call at every start.
-func Migrate(ctx context.Context, db *sqlx.DB) error {
-	if err := migrateFS(ctx, db, migrations, "migrations"); err != nil {
+// Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
+// to db. It is safe to call at every start; logger may be nil.
+func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
 		return err
 	}
 	return eventbus.Migrate(ctx, db)
-}
-
-func migrateFS(ctx context.Context, db *sqlx.DB, fsys embed.FS, dir string) error {
-	sub, err := fs.Sub(fsys, dir)
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectMySQL, db.DB, sub, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
-		return fmt.Errorf("migrations: %w", err)
-	}
-	return nil
 }
 
 // Representation renders domain values as their REST models, which are also the event entities.
