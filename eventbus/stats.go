@@ -5,7 +5,7 @@ import "sync/atomic"
 // Stats are counters since the Bus was created.
 type Stats struct {
 	Published    uint64 // messages confirmed by the broker (events, retries and dead letters)
-	Handled      uint64 // deliveries whose handler succeeded and were acked
+	Handled      uint64 // deliveries acked after their handler succeeded (including duplicates the inbox skipped)
 	Duplicates   uint64 // redelivered events acked without running the handler (inbox)
 	Unhandled    uint64 // deliveries of types with no handler, acked unread
 	Retried      uint64 // failed deliveries sent to a retry queue
