@@ -77,7 +77,7 @@ func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
 	if notify == nil {
 		notify = func() {}
 	}
-	return &Store{db: db, render: render, notify: notify, now: func() time.Time { return time.Now().UTC() }}, nil
+	return &Store{db: db, render: render, notify: notify, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
 }
 
 // inTx runs fn in one transaction and commits it when fn returns nil.

@@ -155,72 +155,72 @@ func (o *Order) Cancel(reason Reason, now time.Time) error {
 	return nil
 }
 
-// attach sets *field to id when it is still empty, bumping the version.
-func (o *Order) attach(field *string, id string, now time.Time) {
+// attach sets *field to id when it is still empty and reports whether it did.
+func attach(field *string, id string) bool {
 	if *field != "" || id == "" {
-		return
+		return false
 	}
 	*field = id
-	o.Version++
-	o.UpdatedAt = now.UTC()
+	return true
+}
+
+// settle finishes a saga step: it moves o to status to when move is true,
+// and bumps the version once if anything changed. It reports whether the
+// status changed.
+func (o *Order) settle(move bool, to Status, attached bool, now time.Time) bool {
+	switch {
+	case move:
+		o.change(to, now)
+	case attached:
+		o.Version++
+		o.UpdatedAt = now.UTC()
+	}
+	return move
 }
 
 // The methods below apply what the saga reports. Each reports whether the
 // status changed (then the store publishes an event); any change, status or
-// a newly learned payment or shipment id, also bumps Version (then the store
-// saves the order). None fails: an event that no longer applies, because it
-// arrived late or twice, changes nothing.
+// a newly learned payment or shipment id, also bumps Version by one (then
+// the store saves the order). None fails: an event that no longer applies,
+// because it arrived late or twice, changes nothing.
 
 // Reject cancels a pending order because the saga failed (out of stock,
 // payment declined). An order that is no longer pending (already cancelled
 // by its customer, say) keeps its status. paymentID may be empty.
 func (o *Order) Reject(reason Reason, paymentID string, now time.Time) bool {
-	o.attach(&o.PaymentID, paymentID, now)
-	if o.Status != StatusPending {
-		return false
+	attached := attach(&o.PaymentID, paymentID)
+	move := o.Status == StatusPending
+	if move {
+		o.CancellationReason = reason
 	}
-	o.CancellationReason = reason
-	o.change(StatusCancelled, now)
-	return true
+	return o.settle(move, StatusCancelled, attached, now)
 }
 
 // Confirm records a captured payment: pending becomes confirmed. A capture
 // for an order that was cancelled in the meantime does not revive it
 // (payments refunds cancelled orders on order_cancelled).
 func (o *Order) Confirm(paymentID string, now time.Time) bool {
-	o.attach(&o.PaymentID, paymentID, now)
-	if o.Status != StatusPending {
-		return false
-	}
-	o.change(StatusConfirmed, now)
-	return true
+	attached := attach(&o.PaymentID, paymentID)
+	return o.settle(o.Status == StatusPending, StatusConfirmed, attached, now)
 }
 
 // AttachShipment records the id of the order's scheduled shipment; the
 // status stays. It always reports false (no status change).
 func (o *Order) AttachShipment(shipmentID string, now time.Time) bool {
-	o.attach(&o.ShipmentID, shipmentID, now)
-	return false
+	attached := attach(&o.ShipmentID, shipmentID)
+	return o.settle(false, o.Status, attached, now)
 }
 
 // Ship records a dispatched shipment: confirmed becomes shipped. A late
 // dispatch for a delivered order changes nothing.
 func (o *Order) Ship(shipmentID string, now time.Time) bool {
-	o.attach(&o.ShipmentID, shipmentID, now)
-	if !o.Status.CanBecome(StatusShipped) {
-		return false
-	}
-	o.change(StatusShipped, now)
-	return true
+	attached := attach(&o.ShipmentID, shipmentID)
+	return o.settle(o.Status.CanBecome(StatusShipped), StatusShipped, attached, now)
 }
 
 // Deliver records a delivered shipment: confirmed or shipped becomes
 // delivered.
 func (o *Order) Deliver(shipmentID string, now time.Time) bool {
-	o.attach(&o.ShipmentID, shipmentID, now)
-	if !o.Status.CanBecome(StatusDelivered) {
-		return false
-	}
-	o.change(StatusDelivered, now)
-	return true
+	attached := attach(&o.ShipmentID, shipmentID)
+	return o.settle(o.Status.CanBecome(StatusDelivered), StatusDelivered, attached, now)
 }

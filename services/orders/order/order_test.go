@@ -194,6 +194,9 @@ func TestSagaSteps(t *testing.T) {
 			if !ok {
 				to = from
 			}
+			if changed && o.Version != 4 {
+				t.Errorf("%s from %s: version %d, want one bump to 4", name, from, o.Version)
+			}
 			if changed != ok || o.Status != to {
 				t.Errorf("%s from %s: changed=%v status=%s; want changed=%v status=%s", name, from, changed, o.Status, ok, to)
 			}
@@ -218,8 +221,8 @@ func TestSagaStepsRecordIDs(t *testing.T) {
 	}
 	o = at(StatusConfirmed)
 	o.AttachShipment("s1", t0)
-	o.Ship("s2", t0) // the first id learned stays
-	if o.ShipmentID != "s1" || o.Status != StatusShipped || o.Version != 5 {
+	o.Ship("s2", t0)                                                         // the first id learned stays
+	if o.ShipmentID != "s1" || o.Status != StatusShipped || o.Version != 5 { // one bump per step
 		t.Errorf("ship: %+v", o)
 	}
 }
