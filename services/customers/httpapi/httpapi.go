@@ -1,0 +1,249 @@
+// Package httpapi is the HAL REST API of crm.customers, mounted by the gateway
+// under /customers:
+//
+//	GET    /v1                     service root (links to the collections)
+//	GET    /v1/customers           list (?email=, ?status=, ?page=, ?size=)
+//	POST   /v1/customers           register: 201, Location, ETag
+//	GET    /v1/customers/{id}      read, with ETag
+//	PATCH  /v1/customers/{id}      change email, name or status; If-Match optional, 412 when stale
+//	DELETE /v1/customers/{id}      remove: 204; If-Match optional
+//	GET    /health                 200 or 503 problem
+//
+// Every error is a problem+json document; problemFor is the one mapping of
+// errors to statuses.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/problem"
+	"github.com/sagittarius-a/sagittarius/services/customers/customer"
+	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
+)
+
+// Renderer builds the REST model of a customer (also the entity of its
+// events) with absolute links under the public base URL (the gateway).
+type Renderer struct {
+	api    hal.Base // .../customers/v1
+	orders hal.Base // .../orders/v1
+}
+
+// NewRenderer returns the Renderer for links under base (PUBLIC_BASE_URL).
+func NewRenderer(base hal.Base) Renderer {
+	return Renderer{api: base.Join("customers", "v1"), orders: base.Join("orders", "v1")}
+}
+
+// Customer renders c. Links: self, orders (the customer's orders).
+func (rd Renderer) Customer(c customer.Customer) customerevents.Customer {
+	return customerevents.Customer{
+		ID: c.ID, Email: c.Email, Name: c.Name, Status: string(c.Status), Version: c.Version,
+		RegisteredAt: c.RegisteredAt, UpdatedAt: c.UpdatedAt,
+		Links: hal.Links{
+			"self":   hal.To(rd.api.Href("customers", c.ID)),
+			"orders": hal.To(rd.orders.HrefQuery(url.Values{"customer_id": {c.ID}}, "orders")),
+		},
+	}
+}
+
+// API serves the routes. It is safe for concurrent use.
+type API struct {
+	store  customer.Store
+	render Renderer
+	logger *slog.Logger
+	now    func() time.Time
+	newID  func() string
+}
+
+// New returns the API on store. logger may be nil.
+func New(store customer.Store, render Renderer, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &API{store: store, render: render, logger: logger, now: time.Now, newID: uuid.NewString}
+}
+
+// Routes returns every route of the service; health answers GET /health.
+func (a *API) Routes(health http.Handler) *httpkit.Router {
+	rt := httpkit.NewRouter()
+	rt.Handle("GET /health", health)
+	rt.HandleFunc("GET /v1", a.root)
+	rt.HandleFunc("GET /v1/{$}", a.root)
+	rt.HandleFunc("GET /v1/customers", a.list)
+	rt.HandleFunc("POST /v1/customers", a.register)
+	rt.HandleFunc("GET /v1/customers/{id}", a.get)
+	rt.HandleFunc("PATCH /v1/customers/{id}", a.patch)
+	rt.HandleFunc("DELETE /v1/customers/{id}", a.remove)
+	return rt
+}
+
+func (a *API) root(w http.ResponseWriter, r *http.Request) {
+	links := hal.Links{}
+	links.Set("self", a.render.api.Href())
+	links.Set("customers", a.render.api.Href("customers"))
+	links.SetLink("find-customers", hal.Link{
+		Href: a.render.api.Href("customers") + "{?email,status,page,size}", Templated: true,
+		Title: "customers by email and status",
+	})
+	links.SetLink("customer", hal.Link{Href: a.render.api.Href("customers") + "/{id}", Templated: true})
+	hal.Write(w, r, http.StatusOK, struct {
+		Service string    `json:"service"`
+		Links   hal.Links `json:"_links"`
+	}{customerevents.Service, links})
+}
+
+func (a *API) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, page, err := decodeListQuery(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	cs, total, err := a.store.List(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	items := make([]customerevents.Customer, len(cs))
+	for i, c := range cs {
+		items[i] = a.render.Customer(c)
+	}
+	coll := hal.NewCollection("customers", a.render.api.Href("customers"), q, items, page, total)
+	coll.Links.SetLink("find", hal.Link{Href: a.render.api.Href("customers") + "{?email,status,page,size}", Templated: true})
+	coll.Links.Set("up", a.render.api.Href())
+	hal.Write(w, r, http.StatusOK, coll)
+}
+
+func (a *API) register(w http.ResponseWriter, r *http.Request) {
+	in, err := decodeRegister(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := customer.Register(a.newID(), in.Email, in.Name, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.store.Create(r.Context(), c); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeCustomer(w, r, http.StatusCreated, c)
+}
+
+// customerID returns the {id} path value, or ErrNotFound when it cannot be
+// a customer id (ids are UUIDs).
+func customerID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return "", customer.ErrNotFound
+	}
+	return id, nil
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) {
+	id, err := customerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.store.Get(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeCustomer(w, r, http.StatusOK, c)
+}
+
+func (a *API) patch(w http.ResponseWriter, r *http.Request) {
+	id, err := customerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ch, err := decodePatch(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	pre := httpkit.IfMatch(r)
+	c, err := a.store.Update(r.Context(), id, func(c *customer.Customer) (bool, error) {
+		if !pre.Allows(c.Version) {
+			return false, customer.ErrStale
+		}
+		return c.Apply(ch, a.now())
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeCustomer(w, r, http.StatusOK, c)
+}
+
+func (a *API) remove(w http.ResponseWriter, r *http.Request) {
+	id, err := customerID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	pre := httpkit.IfMatch(r)
+	_, err = a.store.Remove(r.Context(), id, func(c customer.Customer) error {
+		if !pre.Allows(c.Version) {
+			return customer.ErrStale
+		}
+		return nil
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) writeCustomer(w http.ResponseWriter, r *http.Request, status int, c customer.Customer) {
+	body := a.render.Customer(c)
+	httpkit.SetETag(w, c.Version)
+	if status == http.StatusCreated {
+		w.Header().Set("Location", body.Links.Href("self"))
+	}
+	hal.Write(w, r, status, body)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Write(w, r, a.problemFor(r, err))
+}
+
+// problemFor is the one mapping of errors to problems.
+func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
+	var invalid *customer.ValidationError
+	switch {
+	case problem.From(err) != nil:
+		return problem.From(err)
+	case errors.As(err, &invalid):
+		fields := make([]problem.FieldError, len(invalid.Fields))
+		for i, f := range invalid.Fields {
+			fields[i] = problem.FieldError{Field: "/" + f.Field, Message: f.Message}
+		}
+		return problem.Validation(fields...)
+	case errors.Is(err, customer.ErrNotFound):
+		return problem.NotFound("no customer with this id")
+	case errors.Is(err, customer.ErrEmailTaken):
+		return problem.Conflict("another customer is registered with this email")
+	case errors.Is(err, customer.ErrStale):
+		return problem.PreconditionFailed("the customer has changed since you read it; GET it again for the current ETag")
+	case errors.Is(err, context.Canceled):
+		return problem.New(http.StatusServiceUnavailable, "request cancelled")
+	default:
+		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		return problem.Internal()
+	}
+}

@@ -1,0 +1,265 @@
+// Package mysql stores crm.customers in MySQL/MariaDB.
+//
+// Every exported method of Store is one transaction, and the event it causes
+// (customer_registered, customer_updated, customer_removed) is written to the
+// eventbus outbox (eventbus.Enqueue) in that same transaction; after the
+// commit the store wakes the relay.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/services/customers/customer"
+	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies the service's embedded migrations and the eventbus tables
+// (outbox, inbox) to db. It is run once at start; logger may be nil.
+func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+		return err
+	}
+	if err := eventbus.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("eventbus tables: %w", err)
+	}
+	return nil
+}
+
+// Renderer turns a customer into its REST model, HAL links included: the
+// entity of every customer event. httpapi.Renderer.Customer is the one main uses.
+type Renderer func(customer.Customer) customerevents.Customer
+
+// Store is the customers database. It is safe for concurrent use.
+type Store struct {
+	db     *sqlx.DB
+	render Renderer
+	notify func()
+	now    func() time.Time
+}
+
+var _ customer.Store = (*Store)(nil)
+
+// New returns a Store on db. render builds event entities; notify is called
+// after each commit that enqueued an event (eventbus.Relay.Notify) and may be nil.
+func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
+	if db == nil || render == nil {
+		return nil, errors.New("mysql: New needs a database and a renderer")
+	}
+	if notify == nil {
+		notify = func() {}
+	}
+	return &Store{db: db, render: render, notify: notify, now: time.Now}, nil
+}
+
+type row struct {
+	ID           string    `db:"id"`
+	Email        string    `db:"email"`
+	Name         string    `db:"name"`
+	Status       string    `db:"status"`
+	Version      int64     `db:"version"`
+	RegisteredAt time.Time `db:"registered_at"`
+	UpdatedAt    time.Time `db:"updated_at"`
+}
+
+func (r row) customer() customer.Customer {
+	return customer.Customer{
+		ID: r.ID, Email: r.Email, Name: r.Name, Status: customer.Status(r.Status), Version: r.Version,
+		RegisteredAt: r.RegisteredAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+}
+
+const columns = "id, email, name, status, version, registered_at, updated_at"
+
+// inTx runs fn in a transaction and commits it. When fn reports that it
+// enqueued events, the relay is woken after the commit.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	enqueued, err := fn(tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if enqueued {
+		s.notify()
+	}
+	return nil
+}
+
+// enqueue writes one event into the outbox in tx and reports true on success.
+func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[customerevents.Customer], entity customerevents.Customer) (bool, error) {
+	msg, err := et.New(ctx, entity)
+	if err != nil {
+		return false, err
+	}
+	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Create inserts c and enqueues customer_registered.
+func (s *Store) Create(ctx context.Context, c customer.Customer) error {
+	return s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
+		_, err := tx.ExecContext(ctx, `INSERT INTO customers (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.Email, c.Name, string(c.Status), c.Version, c.RegisteredAt, c.UpdatedAt)
+		if err != nil {
+			return false, mapWriteErr(err)
+		}
+		return s.enqueue(ctx, tx, customerevents.CustomerRegistered, s.render(c))
+	})
+}
+
+// mapWriteErr turns a duplicate-key error into customer.ErrEmailTaken (email
+// is the only unique key besides the generated id).
+func mapWriteErr(err error) error {
+	if mysqldb.IsDuplicate(err) {
+		return customer.ErrEmailTaken
+	}
+	return err
+}
+
+// Get returns the customer with id, or customer.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (customer.Customer, error) {
+	var r row
+	err := s.db.GetContext(ctx, &r, `SELECT `+columns+` FROM customers WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return customer.Customer{}, customer.ErrNotFound
+	}
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	return r.customer(), nil
+}
+
+func lockRow(ctx context.Context, tx *sqlx.Tx, id string) (customer.Customer, error) {
+	var r row
+	err := tx.GetContext(ctx, &r, `SELECT `+columns+` FROM customers WHERE id = ? FOR UPDATE`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return customer.Customer{}, customer.ErrNotFound
+	}
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	return r.customer(), nil
+}
+
+// Update locks the customer row, applies change and, when it changed
+// something, stores it and enqueues customer_updated.
+func (s *Store) Update(ctx context.Context, id string, change func(c *customer.Customer) (bool, error)) (customer.Customer, error) {
+	var out customer.Customer
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
+		c, err := lockRow(ctx, tx, id)
+		if err != nil {
+			return false, err
+		}
+		changed, err := change(&c)
+		if err != nil {
+			return false, err
+		}
+		out = c
+		if !changed {
+			return false, nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE customers SET email = ?, name = ?, status = ?, version = ?, updated_at = ? WHERE id = ?`,
+			c.Email, c.Name, string(c.Status), c.Version, c.UpdatedAt, c.ID)
+		if err != nil {
+			return false, mapWriteErr(err)
+		}
+		return s.enqueue(ctx, tx, customerevents.CustomerUpdated, s.render(c))
+	})
+	return out, err
+}
+
+// Remove locks the customer row, asks check, deletes the row and enqueues
+// customer_removed carrying the customer with status "removed" and the
+// next version.
+func (s *Store) Remove(ctx context.Context, id string, check func(c customer.Customer) error) (customer.Customer, error) {
+	var out customer.Customer
+	err := s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
+		c, err := lockRow(ctx, tx, id)
+		if err != nil {
+			return false, err
+		}
+		if check != nil {
+			if err := check(c); err != nil {
+				return false, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM customers WHERE id = ?`, id); err != nil {
+			return false, err
+		}
+		out = c
+		c.Version++
+		c.UpdatedAt = s.now().UTC()
+		entity := s.render(c)
+		entity.Status = customerevents.StatusRemoved
+		return s.enqueue(ctx, tx, customerevents.CustomerRemoved, entity)
+	})
+	return out, err
+}
+
+// List returns the customers matching f, oldest first, and their total count.
+func (s *Store) List(ctx context.Context, f customer.Filter) ([]customer.Customer, int, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Email != "" {
+		where = append(where, "email = ?")
+		args = append(args, f.Email)
+	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, string(f.Status))
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	// One read-only transaction: the count and the page see the same snapshot.
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer tx.Rollback()
+	var total int
+	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM customers`+cond, args...); err != nil {
+		return nil, 0, err
+	}
+	var rows []row
+	err = tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM customers`+cond+
+		` ORDER BY registered_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]customer.Customer, len(rows))
+	for i, r := range rows {
+		out[i] = r.customer()
+	}
+	return out, total, nil
+}
