@@ -250,4 +250,3 @@ func TestConcurrentUpdatesNeverLoseAVersion(t *testing.T) {
 		t.Fatalf("%d events, want %d", len(evs), n+1)
 	}
 }
-
