@@ -82,10 +82,8 @@ func (c config) Validate() error {
 	}
 	if c.MySQLDSN == "" {
 		errs = append(errs, errors.New("MYSQL_DSN is required"))
-	} else if dsn, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
+	} else if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
 		errs = append(errs, fmt.Errorf("MYSQL_DSN: %w", err))
-	} else if !dsn.ParseTime {
-		errs = append(errs, errors.New("MYSQL_DSN needs parseTime=true"))
 	}
 	if _, err := hal.NewBase(c.PublicBaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL: %w", err))

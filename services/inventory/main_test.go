@@ -18,13 +18,12 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("defaults: %+v", c)
 	}
 	tests := map[string]map[string]string{
-		"no amqp":      {"AMQP_URL": ""},
-		"no dsn":       {"MYSQL_DSN": ""},
-		"bad dsn":      {"MYSQL_DSN": "nonsense"},
-		"no parseTime": {"MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/db"},
-		"bad addr":     {"HTTP_ADDR": "8084"},
-		"bad base":     {"PUBLIC_BASE_URL": "gateway"},
-		"bad queue":    {"QUEUE_TYPE": "stream"},
+		"no amqp":   {"AMQP_URL": ""},
+		"no dsn":    {"MYSQL_DSN": ""},
+		"bad dsn":   {"MYSQL_DSN": "nonsense"},
+		"bad addr":  {"HTTP_ADDR": "8084"},
+		"bad base":  {"PUBLIC_BASE_URL": "gateway"},
+		"bad queue": {"QUEUE_TYPE": "stream"},
 	}
 	for name, override := range tests {
 		t.Run(name, func(t *testing.T) {
