@@ -13,6 +13,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/orders/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
@@ -24,7 +25,7 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 // (active), c2 (suspended) and products p1, p2 (EUR) and p3 (retired).
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	db := testDB(t)
+	db := testinfra.NewDatabase(t)
 	ctx := context.Background()
 	if err := Migrate(ctx, db, nil); err != nil {
 		t.Fatal(err)
