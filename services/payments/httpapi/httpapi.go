@@ -1,0 +1,198 @@
+// Package httpapi is the HAL REST API of finance.payments, mounted by the gateway under /payments:
+//
+//	GET /v1                                          entry point
+//	GET /v1/payments?order_id=&status=&page=&size=   payments, newest first
+//	GET /v1/payments/{id}                            one payment (ETag from its version)
+//
+// Payments are created by events, never through the API. A refund shows on the payment: status
+// "refunded", refunded_at and refund_reference. Every answer is application/hal+json, every error
+// application/problem+json (RFC 9457).
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/problem"
+	"github.com/sagittarius-a/sagittarius/services/payments/payment"
+	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
+)
+
+// Store is what the API needs from storage (implemented by mysql.Store); safe for concurrent use.
+type Store interface {
+	Payment(ctx context.Context, id string) (payment.Payment, error)
+	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
+}
+
+// Resources renders payments as REST models with absolute links through the gateway; the same
+// models are the entities of paymentevents. Immutable, safe for concurrent use.
+type Resources struct {
+	api       hal.Base // <public>/payments/v1
+	orders    hal.Base // <public>/orders/v1
+	inventory hal.Base // <public>/inventory/v1
+}
+
+// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
+func NewResources(public hal.Base) Resources {
+	return Resources{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
+}
+
+// Payment renders a payment. Links: self, order, reservation (inventory).
+func (rs Resources) Payment(p payment.Payment) paymentevents.Payment {
+	return paymentevents.Payment{
+		ID: p.ID, OrderID: p.OrderID,
+		Amount: paymentevents.Money{Amount: p.Amount.Amount, Currency: p.Amount.Currency},
+		Status: string(p.Status), Reason: p.Reason,
+		ProviderReference: p.ProviderReference, RefundReference: p.RefundReference,
+		CreatedAt: p.CreatedAt, CapturedAt: p.CapturedAt, DeclinedAt: p.DeclinedAt, RefundedAt: p.RefundedAt,
+		Links: hal.Links{
+			"self":        hal.To(rs.api.Href("payments", p.ID)),
+			"order":       hal.To(rs.orders.Href("orders", p.OrderID)),
+			"reservation": hal.To(rs.inventory.Href("reservations", p.OrderID)),
+		},
+	}
+}
+
+// Root is the REST model of /v1, the entry point.
+type Root struct {
+	Service string    `json:"service"`
+	Links   hal.Links `json:"_links"`
+}
+
+func (rs Resources) root() Root {
+	return Root{Service: paymentevents.Service, Links: hal.Links{
+		"self":          hal.To(rs.api.Href()),
+		"payments":      hal.To(rs.api.Href("payments")),
+		"payment":       hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
+		"find-payments": hal.One(hal.Link{Href: rs.api.Href("payments") + "{?order_id,status,page,size}", Templated: true}),
+	}}
+}
+
+// API serves the payments' HTTP resources.
+type API struct {
+	store  Store
+	rs     Resources
+	logger *slog.Logger
+}
+
+// New returns the API on store, rendering links with rs; logger receives unexpected errors.
+func New(store Store, rs Resources, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &API{store: store, rs: rs, logger: logger}
+}
+
+// Routes returns every route of the API (without middleware and without /health).
+func (a *API) Routes() *httpkit.Router {
+	rt := httpkit.NewRouter()
+	rt.HandleFunc("GET /v1", a.getRoot)
+	rt.HandleFunc("GET /v1/{$}", a.getRoot)
+	rt.HandleFunc("GET /v1/payments", a.listPayments)
+	rt.HandleFunc("GET /v1/payments/{id}", a.getPayment)
+	return rt
+}
+
+func (a *API) getRoot(w http.ResponseWriter, r *http.Request) {
+	hal.Write(w, r, http.StatusOK, a.rs.root())
+}
+
+func (a *API) listPayments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := decodeFilter(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := hal.ParsePage(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ps, total, err := a.store.Payments(r.Context(), f, p.Size, p.Offset())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]paymentevents.Payment, 0, len(ps))
+	for _, pay := range ps {
+		out = append(out, a.rs.Payment(pay))
+	}
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("payments", a.rs.api.Href("payments"), q, out, p, total))
+}
+
+func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) > 36 {
+		a.fail(w, r, payment.ErrNotFound)
+		return
+	}
+	p, err := a.store.Payment(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.SetETag(w, p.Version)
+	hal.Write(w, r, http.StatusOK, a.rs.Payment(p))
+}
+
+// decodeFilter reads ?order_id= and ?status=captured|declined|refunded; 400 when invalid.
+func decodeFilter(q url.Values) (payment.Filter, error) {
+	var errs problem.Fields
+	one := func(name string, max int) string {
+		vs := q[name]
+		switch {
+		case len(vs) == 0:
+			return ""
+		case len(vs) > 1:
+			errs.Add(name, "must be given once")
+		case len(vs[0]) > max:
+			errs.Add(name, "is too long")
+		default:
+			return vs[0]
+		}
+		return ""
+	}
+	f := payment.Filter{OrderID: one("order_id", payment.MaxIDLength), Status: payment.Status(one("status", 16))}
+	switch f.Status {
+	case "", payment.Captured, payment.Declined, payment.Refunded:
+	default:
+		errs.Add("status", "must be captured, declined or refunded")
+	}
+	if len(errs) > 0 {
+		p := problem.BadRequest("invalid query parameters")
+		p.Errors = errs
+		return payment.Filter{}, p
+	}
+	return f, nil
+}
+
+// fail writes err as a problem: the one mapping of errors to HTTP statuses of this service.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Write(w, r, a.problemFor(r, err))
+}
+
+func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
+	if p := problem.From(err); p != nil {
+		return p
+	}
+	switch {
+	case errors.Is(err, payment.ErrNotFound):
+		return problem.NotFound("no such payment")
+	case errors.Is(err, payment.ErrInvalid):
+		p := problem.Validation()
+		p.Detail = err.Error()
+		return p
+	case errors.Is(err, context.Canceled):
+		p := problem.New(499, "the client closed the request")
+		p.Title = "Client Closed Request"
+		return p
+	}
+	a.logger.ErrorContext(r.Context(), "payments api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
+	return problem.Internal()
+}

@@ -1,0 +1,141 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/services/payments/payment"
+)
+
+type fakeStore struct {
+	fail       error
+	lastFilter payment.Filter
+}
+
+func (f *fakeStore) refunded() payment.Payment {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	return payment.Payment{ID: "pay-1", OrderID: "o1", Amount: payment.Money{Amount: 1999, Currency: "EUR"},
+		Status: payment.Refunded, ProviderReference: "sim_cap_x", RefundReference: "sim_ref_x", Version: 2,
+		CreatedAt: now, CapturedAt: &now, RefundedAt: &now}
+}
+
+func (f *fakeStore) Payment(_ context.Context, id string) (payment.Payment, error) {
+	if f.fail != nil {
+		return payment.Payment{}, f.fail
+	}
+	if id != "pay-1" {
+		return payment.Payment{}, payment.ErrNotFound
+	}
+	return f.refunded(), nil
+}
+
+func (f *fakeStore) Payments(_ context.Context, flt payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
+	if f.fail != nil {
+		return nil, 0, f.fail
+	}
+	f.lastFilter = flt
+	return []payment.Payment{f.refunded()}, 41, nil
+}
+
+func serve(store Store, method, target string) *httptest.ResponseRecorder {
+	logger := slog.New(slog.DiscardHandler)
+	h := httpkit.Stack(New(store, NewResources(hal.MustBase("http://gw.test")), logger).Routes(), httpkit.Options{Logger: logger})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	return rec
+}
+
+func TestRoutes(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		fail       error
+		wantStatus int
+		wantIn     []string
+		wantFilter payment.Filter
+	}{
+		{name: "root", method: "GET", path: "/v1", wantStatus: 200, wantIn: []string{`"payments":{"href":"http://gw.test/payments/v1/payments"}`}},
+		{name: "payment", method: "GET", path: "/v1/payments/pay-1", wantStatus: 200, wantIn: []string{
+			`"status":"refunded"`, `"refunded_at":"2026-11-22T10:00:00Z"`, `"amount":{"amount":1999,"currency":"EUR"}`,
+			`"order":{"href":"http://gw.test/orders/v1/orders/o1"}`, `"self":{"href":"http://gw.test/payments/v1/payments/pay-1"}`}},
+		{name: "unknown payment", method: "GET", path: "/v1/payments/nope", wantStatus: 404},
+		{name: "long id", method: "GET", path: "/v1/payments/" + strings.Repeat("a", 100), wantStatus: 404},
+		{name: "list", method: "GET", path: "/v1/payments", wantStatus: 200, wantIn: []string{`"_embedded":{"payments":[`, `"total":41`,
+			`"next":{"href":"http://gw.test/payments/v1/payments?page=2\u0026size=20"}`, `"last":{"href":"http://gw.test/payments/v1/payments?page=3\u0026size=20"}`}},
+		{name: "filtered", method: "GET", path: "/v1/payments?order_id=o1&status=refunded&page=2&size=5", wantStatus: 200,
+			wantIn: []string{`order_id=o1`, `"prev"`}, wantFilter: payment.Filter{OrderID: "o1", Status: payment.Refunded}},
+		{name: "bad status", method: "GET", path: "/v1/payments?status=paid", wantStatus: 400},
+		{name: "repeated order", method: "GET", path: "/v1/payments?order_id=a&order_id=b", wantStatus: 400},
+		{name: "long order", method: "GET", path: "/v1/payments?order_id=" + strings.Repeat("a", 101), wantStatus: 400},
+		{name: "bad page", method: "GET", path: "/v1/payments?page=x", wantStatus: 400},
+		{name: "post", method: "POST", path: "/v1/payments", wantStatus: 405},
+		{name: "delete", method: "DELETE", path: "/v1/payments/pay-1", wantStatus: 405},
+		{name: "no path", method: "GET", path: "/v1/refunds", wantStatus: 404},
+		{name: "store failure", method: "GET", path: "/v1/payments", fail: errors.New("secret db detail"), wantStatus: 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &fakeStore{fail: tt.fail}
+			rec := serve(store, tt.method, tt.path)
+			body, _ := io.ReadAll(rec.Body)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantStatus, body)
+			}
+			ct := rec.Header().Get("Content-Type")
+			if rec.Code >= 400 && ct != "application/problem+json" || rec.Code < 400 && ct != hal.ContentType {
+				t.Fatalf("Content-Type %q for %d", ct, rec.Code)
+			}
+			for _, s := range tt.wantIn {
+				if !strings.Contains(string(body), s) {
+					t.Fatalf("body lacks %s: %s", s, body)
+				}
+			}
+			if strings.Contains(string(body), "secret") {
+				t.Fatalf("leak: %s", body)
+			}
+			if store.lastFilter != tt.wantFilter {
+				t.Fatalf("filter %+v, want %+v", store.lastFilter, tt.wantFilter)
+			}
+			if !json.Valid(body) {
+				t.Fatalf("invalid JSON: %s", body)
+			}
+			if rec.Code == http.StatusMethodNotAllowed && rec.Header().Get("Allow") == "" {
+				t.Fatal("405 without Allow")
+			}
+		})
+	}
+}
+
+func TestPaymentETag(t *testing.T) {
+	if got := serve(&fakeStore{}, "GET", "/v1/payments/pay-1").Header().Get("ETag"); got != `"2"` {
+		t.Fatalf("ETag %q", got)
+	}
+}
+
+// FuzzQuery: no query string yields a 5xx or a panic.
+func FuzzQuery(f *testing.F) {
+	for _, s := range []string{"order_id=o1", "status=x&page=-1", "size=%zz", "page=99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		req := httptest.NewRequest("GET", "/v1/payments", nil)
+		req.URL.RawQuery = q
+		rec := httptest.NewRecorder()
+		logger := slog.New(slog.DiscardHandler)
+		New(&fakeStore{}, NewResources(hal.MustBase("http://gw.test")), logger).Routes().ServeHTTP(rec, req)
+		if rec.Code != 200 && rec.Code != 400 {
+			t.Fatalf("%d for %q", rec.Code, q)
+		}
+	})
+}

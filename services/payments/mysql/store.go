@@ -1,0 +1,297 @@
+// Package mysql stores the payments domain in MySQL/MariaDB with sqlx, and writes the events each
+// change causes into the eventbus outbox inside the same transaction.
+//
+// Exported methods without a tx parameter run in a transaction of their own. Methods that take a
+// *sqlx.Tx run in the caller's transaction (an eventbus.HandleTx handler's).
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/services/payments/payment"
+	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
+// to db. It is safe to call at every start; logger may be nil.
+func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+		return err
+	}
+	return eventbus.Migrate(ctx, db)
+}
+
+// Representation renders a payment as its REST model, which is also the event entity. httpapi
+// implements it; it must be safe for concurrent use.
+type Representation interface {
+	Payment(payment.Payment) paymentevents.Payment
+}
+
+// Store is the payments' storage. It is safe for concurrent use.
+type Store struct {
+	db  *sqlx.DB
+	rep Representation
+	now func() time.Time
+}
+
+// NewStore returns a Store on db; rep renders event entities.
+func NewStore(db *sqlx.DB, rep Representation) (*Store, error) {
+	if db == nil || rep == nil {
+		return nil, errors.New("mysql: NewStore needs a db and a representation")
+	}
+	return &Store{db: db, rep: rep, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}, nil
+}
+
+// Now returns the store's clock, truncated to the milliseconds it keeps.
+func (s *Store) Now() time.Time { return s.now() }
+
+type orderRow struct {
+	OrderID         string       `db:"order_id"`
+	TotalAmount     int64        `db:"total_amount"`
+	Currency        string       `db:"currency"`
+	PaymentToken    string       `db:"payment_token"`
+	PlacedAt        sql.NullTime `db:"placed_at"`
+	StockReservedAt sql.NullTime `db:"stock_reserved_at"`
+	CancelledAt     sql.NullTime `db:"cancelled_at"`
+}
+
+func (r orderRow) order() payment.Order {
+	return payment.Order{
+		ID: r.OrderID, Total: payment.Money{Amount: r.TotalAmount, Currency: r.Currency}, PaymentToken: r.PaymentToken,
+		Placed: r.PlacedAt.Valid, StockReserved: r.StockReservedAt.Valid, Cancelled: r.CancelledAt.Valid,
+	}
+}
+
+// RecordOrderPlaced records the amount and payment token of a placed order (a repeated or late
+// order_placed changes neither the flags nor a first amount), and returns the order, locked until
+// tx ends, with its payment if any.
+func (s *Store) RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Order) (payment.Order, *payment.Payment, error) {
+	if !payment.ValidID(o.ID) {
+		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(o.ID, 120), payment.ErrInvalid)
+	}
+	now := s.now()
+	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, total_amount, currency, payment_token, placed_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON DUPLICATE KEY UPDATE
+			total_amount = IF(placed_at IS NULL, VALUES(total_amount), total_amount),
+			currency = IF(placed_at IS NULL, VALUES(currency), currency),
+			payment_token = IF(placed_at IS NULL, VALUES(payment_token), payment_token),
+			updated_at = IF(placed_at IS NULL, VALUES(updated_at), updated_at),
+			placed_at = IFNULL(placed_at, VALUES(placed_at))`,
+		o.ID, o.Total.Amount, truncate(o.Total.Currency, 16), truncate(o.PaymentToken, 255), now, now)
+	if err != nil {
+		return payment.Order{}, nil, fmt.Errorf("record order %s placed: %w", o.ID, err)
+	}
+	return s.lockOrder(ctx, tx, o.ID)
+}
+
+// RecordStockReserved records that inventory reserved the order's stock, and returns the order,
+// locked until tx ends, with its payment if any.
+func (s *Store) RecordStockReserved(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error) {
+	return s.flag(ctx, tx, orderID, "stock_reserved_at")
+}
+
+// RecordOrderCancelled records that the order was cancelled, and returns the order, locked until tx
+// ends, with its payment if any.
+func (s *Store) RecordOrderCancelled(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error) {
+	return s.flag(ctx, tx, orderID, "cancelled_at")
+}
+
+// flag sets the timestamp column (a constant of this file) of an order once, adding the order when
+// unknown.
+func (s *Store) flag(ctx context.Context, tx *sqlx.Tx, orderID, column string) (payment.Order, *payment.Payment, error) {
+	if !payment.ValidID(orderID) {
+		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(orderID, 120), payment.ErrInvalid)
+	}
+	now := s.now()
+	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, `+column+`, updated_at) VALUES (?, ?, ?)
+		ON DUPLICATE KEY UPDATE updated_at = IF(`+column+` IS NULL, VALUES(updated_at), updated_at),
+			`+column+` = IFNULL(`+column+`, VALUES(`+column+`))`, orderID, now, now)
+	if err != nil {
+		return payment.Order{}, nil, fmt.Errorf("record order %s %s: %w", orderID, column, err)
+	}
+	return s.lockOrder(ctx, tx, orderID)
+}
+
+func (s *Store) lockOrder(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error) {
+	var row orderRow
+	err := tx.GetContext(ctx, &row, `SELECT order_id, total_amount, currency, payment_token, placed_at, stock_reserved_at, cancelled_at
+		FROM orders WHERE order_id = ? FOR UPDATE`, orderID)
+	if err != nil {
+		return payment.Order{}, nil, fmt.Errorf("order %s: %w", orderID, err)
+	}
+	p, err := s.get(ctx, tx, `order_id = ?`, orderID)
+	if errors.Is(err, payment.ErrNotFound) {
+		return row.order(), nil, nil
+	}
+	if err != nil {
+		return payment.Order{}, nil, err
+	}
+	return row.order(), &p, nil
+}
+
+// AddPayment stores a new payment (captured or declined) and enqueues payment_captured or
+// payment_declined, in tx.
+func (s *Store) AddPayment(ctx context.Context, tx *sqlx.Tx, p payment.Payment) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO payments (id, order_id, amount, currency, status, reason, provider_reference,
+		refund_reference, version, created_at, captured_at, declined_at, refunded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.ID, p.OrderID, p.Amount.Amount, truncate(p.Amount.Currency, 16), string(p.Status), truncate(p.Reason, 64),
+		truncate(p.ProviderReference, 100), truncate(p.RefundReference, 100), p.Version, p.CreatedAt, p.CapturedAt, p.DeclinedAt, p.RefundedAt)
+	if err != nil {
+		return fmt.Errorf("add payment of order %s: %w", p.OrderID, err)
+	}
+	et := paymentevents.PaymentCaptured
+	if p.Status == payment.Declined {
+		et = paymentevents.PaymentDeclined
+	}
+	return enqueue(ctx, tx, et, s.rep.Payment(p))
+}
+
+// SaveRefund stores a refunded payment (its version must be one more than the stored one) and
+// enqueues payment_refunded, in tx.
+func (s *Store) SaveRefund(ctx context.Context, tx *sqlx.Tx, p payment.Payment) error {
+	if p.Status != payment.Refunded {
+		return fmt.Errorf("save refund of %s: %w: status is %s", p.ID, payment.ErrInvalid, p.Status)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE payments SET status = ?, refund_reference = ?, refunded_at = ?, version = ?
+		WHERE id = ? AND status = 'captured' AND version = ?`,
+		string(p.Status), truncate(p.RefundReference, 100), p.RefundedAt, p.Version, p.ID, p.Version-1)
+	if err != nil {
+		return fmt.Errorf("save refund of %s: %w", p.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("save refund of %s: the payment changed meanwhile", p.ID)
+	}
+	return enqueue(ctx, tx, paymentevents.PaymentRefunded, s.rep.Payment(p))
+}
+
+type paymentRow struct {
+	ID                string       `db:"id"`
+	OrderID           string       `db:"order_id"`
+	Amount            int64        `db:"amount"`
+	Currency          string       `db:"currency"`
+	Status            string       `db:"status"`
+	Reason            string       `db:"reason"`
+	ProviderReference string       `db:"provider_reference"`
+	RefundReference   string       `db:"refund_reference"`
+	Version           int64        `db:"version"`
+	CreatedAt         time.Time    `db:"created_at"`
+	CapturedAt        sql.NullTime `db:"captured_at"`
+	DeclinedAt        sql.NullTime `db:"declined_at"`
+	RefundedAt        sql.NullTime `db:"refunded_at"`
+}
+
+const paymentColumns = `id, order_id, amount, currency, status, reason, provider_reference, refund_reference, version,
+	created_at, captured_at, declined_at, refunded_at`
+
+func (r paymentRow) payment() payment.Payment {
+	at := func(t sql.NullTime) *time.Time {
+		if !t.Valid {
+			return nil
+		}
+		u := t.Time.UTC()
+		return &u
+	}
+	return payment.Payment{
+		ID: r.ID, OrderID: r.OrderID, Amount: payment.Money{Amount: r.Amount, Currency: r.Currency},
+		Status: payment.Status(r.Status), Reason: r.Reason, ProviderReference: r.ProviderReference,
+		RefundReference: r.RefundReference, Version: r.Version, CreatedAt: r.CreatedAt.UTC(),
+		CapturedAt: at(r.CapturedAt), DeclinedAt: at(r.DeclinedAt), RefundedAt: at(r.RefundedAt),
+	}
+}
+
+func (s *Store) get(ctx context.Context, q sqlx.QueryerContext, where string, arg any) (payment.Payment, error) {
+	var row paymentRow
+	err := sqlx.GetContext(ctx, q, &row, `SELECT `+paymentColumns+` FROM payments WHERE `+where, arg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return payment.Payment{}, fmt.Errorf("payment %v: %w", arg, payment.ErrNotFound)
+	}
+	if err != nil {
+		return payment.Payment{}, fmt.Errorf("payment %v: %w", arg, err)
+	}
+	return row.payment(), nil
+}
+
+// Payment returns one payment, or payment.ErrNotFound.
+func (s *Store) Payment(ctx context.Context, id string) (payment.Payment, error) {
+	return s.get(ctx, s.db, `id = ?`, id)
+}
+
+// Payments returns the payments matching f, newest first, limit items from offset, and the number of
+// all matching ones.
+func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
+	var conds []string
+	var args []any
+	if f.OrderID != "" {
+		conds, args = append(conds, `order_id = ?`), append(args, f.OrderID)
+	}
+	if f.Status != "" {
+		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = ` WHERE ` + strings.Join(conds, ` AND `)
+	}
+	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("payments: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var total int
+	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM payments`+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("payments: %w", err)
+	}
+	var rows []paymentRow
+	if err := tx.SelectContext(ctx, &rows, `SELECT `+paymentColumns+` FROM payments`+where+
+		` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+		return nil, 0, fmt.Errorf("payments: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, 0, fmt.Errorf("payments: commit: %w", err)
+	}
+	out := make([]payment.Payment, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r.payment())
+	}
+	return out, total, nil
+}
+
+// enqueue writes one event into the outbox in tx.
+func enqueue[T any](ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[T], entity T) error {
+	msg, err := et.New(ctx, entity)
+	if err != nil {
+		return err
+	}
+	return eventbus.Enqueue(ctx, tx, msg)
+}
+
+// truncate cuts s to at most n bytes at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
