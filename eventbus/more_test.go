@@ -3,7 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
-		"sync/atomic"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,7 +66,6 @@ func TestBusRunsWithLeastPrivilege(t *testing.T) {
 		t.Error("least-privilege user published through the default exchange into another queue")
 	}
 }
-
 
 func TestQuorumQueuesRetryAndDeadLetter(t *testing.T) {
 	url, _ := testinfra.NewVhost(t)
