@@ -1,0 +1,334 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # variables used by the scripts that source this file
+# Shared by every script in scripts/: configuration, output, privileges, packages, secrets,
+# the service list. Source it with:  . "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+#
+# Every setting below can be overridden from the environment.
+
+set -euo pipefail
+
+SAG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+SAG_SCRIPTS=$SAG_ROOT/scripts
+SAG_HOST=127.0.0.1
+
+# Debian puts the server tools in /usr/sbin, which is not on every user's PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
+if ! command -v go >/dev/null 2>&1 && [[ -x /usr/local/go/bin/go ]]; then PATH=/usr/local/go/bin:$PATH; fi
+export PATH
+
+SAGITTARIUS_DATA=${SAGITTARIUS_DATA:-$SAG_ROOT/.data}
+case $SAGITTARIUS_DATA in /*) ;; *) SAGITTARIUS_DATA=$PWD/$SAGITTARIUS_DATA ;; esac
+AMQP_PORT=${AMQP_PORT:-5672}
+RABBITMQ_MANAGEMENT_PORT=${RABBITMQ_MANAGEMENT_PORT:-15672}
+RABBITMQ_DIST_PORT=${RABBITMQ_DIST_PORT:-25672}
+RABBITMQ_PROMETHEUS_PORT=${RABBITMQ_PROMETHEUS_PORT:-15692}
+RABBITMQ_NODENAME=${RABBITMQ_NODENAME:-sagittarius@localhost}
+MYSQL_PORT=${MYSQL_PORT:-3306}
+GATEWAY_PORT=${GATEWAY_PORT:-8080}
+QUEUE_TYPE=${QUEUE_TYPE:-classic}
+PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://$SAG_HOST:$GATEWAY_PORT}
+SERVICE_START_TIMEOUT=${SERVICE_START_TIMEOUT:-60}
+
+SAG_VHOST=sagittarius
+SAG_EXCHANGE=sagittarius-a
+SAG_RABBIT_ADMIN=sagittarius-admin
+SAG_MYSQL_ADMIN=sagittarius_admin
+
+SAG_RABBIT_DIR=$SAGITTARIUS_DATA/rabbitmq
+SAG_MARIADB_DIR=$SAGITTARIUS_DATA/mariadb
+SAG_SECRETS=$SAGITTARIUS_DATA/secrets
+SAG_ENV_DIR=$SAGITTARIUS_DATA/env
+SAG_LOGS=$SAGITTARIUS_DATA/logs
+SAG_RUN=$SAGITTARIUS_DATA/run
+SAG_BIN=$SAGITTARIUS_DATA/bin
+# Marks a folder as ours: scripts/down --purge deletes nothing without it.
+SAG_MARKER=$SAGITTARIUS_DATA/.sagittarius-data
+
+# Service and subscriber names: lowercase English words with dashes, exactly one dot.
+SAG_NAME_RE='^[a-z]+(-[a-z]+)*\.[a-z]+(-[a-z]+)*$'
+
+# ---------------------------------------------------------------------------------------------
+# Output. Progress goes to stdout; warnings and errors to stderr.
+
+say() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+
+# die MESSAGE [LOGFILE...]: print the error, the tail of each log that exists, and exit 1.
+die() {
+	local msg=$1 log
+	shift
+	printf 'error: %s\n' "$msg" >&2
+	for log in "$@"; do
+		if [[ -s $log ]]; then
+			printf -- '--- last lines of %s:\n' "$log" >&2
+			tail -n 25 "$log" >&2 || true
+			printf -- '--- (full log: %s)\n' "$log" >&2
+		fi
+	done
+	exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Privileges. RabbitMQ's Debian wrapper only runs as root or rabbitmq; apt needs root.
+
+as_root() {
+	if [[ $EUID -eq 0 ]]; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "this step needs root and sudo is not installed: run as root (needed: $*)"
+	fi
+}
+
+# as_user USER CMD...: run CMD as USER (used to check that rabbitmq can write its folders).
+as_user() {
+	local user=$1
+	shift
+	if [[ $EUID -eq 0 ]]; then
+		runuser -u "$user" -- "$@"
+	else
+		sudo -u "$user" -- "$@"
+	fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages.
+
+package_installed() {
+	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
+}
+
+# ensure_packages PKG...: install the missing ones with apt (apt-get update first). Services are
+# not started by the packages: a policy-rc.d that refuses is put in place for the install when
+# none exists, because we run the servers ourselves on our own ports.
+ensure_packages() {
+	local missing=() p log=$SAG_LOGS/apt.log created_policy=""
+	for p in "$@"; do
+		package_installed "$p" || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	command -v apt-get >/dev/null 2>&1 || die "missing packages: ${missing[*]}; no apt-get here, install them yourself"
+	mkdir -p "$SAG_LOGS"
+	say "Installing ${missing[*]} with apt (log: $log)"
+	if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+		as_root sh -c 'printf "#!/bin/sh\n# sagittarius: do not start services during apt-get install\nexit 101\n" >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+		created_policy=1
+	fi
+	local rc=0
+	{
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get update &&
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+	} >>"$log" 2>&1 </dev/null || rc=$?
+	if [[ -n $created_policy ]]; then as_root rm -f /usr/sbin/policy-rc.d; fi
+	((rc == 0)) || die "apt-get could not install ${missing[*]}" "$log"
+	note "installed ${missing[*]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Folders and secrets.
+
+ensure_data_dirs() {
+	mkdir -p "$SAGITTARIUS_DATA" "$SAG_LOGS" "$SAG_RUN" "$SAG_BIN" "$SAG_ENV_DIR" "$SAG_SECRETS"
+	chmod 700 "$SAG_SECRETS" "$SAG_ENV_DIR"
+	[[ -e $SAG_MARKER ]] || printf 'Runtime data of Sagittarius (scripts/up). Delete with scripts/down --purge.\n' >"$SAG_MARKER"
+}
+
+# random_secret: 32 hex characters (URL- and shell-safe).
+random_secret() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
+
+# secret NAME: print the secret stored in secrets/NAME, generating it (mode 600) the first time.
+secret() {
+	local f=$SAG_SECRETS/$1
+	if [[ ! -s $f ]]; then
+		(
+			umask 077
+			mkdir -p "$(dirname "$f")"
+			random_secret >"$f.tmp"
+			mv "$f.tmp" "$f"
+		)
+	fi
+	cat "$f"
+}
+
+# write_private FILE: write stdin to FILE with mode 600 (atomically).
+write_private() {
+	(
+		umask 077
+		cat >"$1.tmp"
+		mv "$1.tmp" "$1"
+	)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Services (scripts/services.conf).
+
+SVC_DIRS=()
+SVC_NAMES=()
+SVC_PORTS=()
+
+load_services() {
+	local dir name port extra line=0 var
+	SVC_DIRS=() SVC_NAMES=() SVC_PORTS=()
+	while read -r dir name port extra || [[ -n ${dir-} ]]; do
+		line=$((line + 1))
+		[[ -z ${dir-} || $dir == \#* ]] && continue
+		[[ -z ${extra-} && -n ${port-} ]] || die "scripts/services.conf line $line: want 'dir name port'"
+		[[ $dir =~ ^[a-z][a-z0-9-]*$ ]] || die "scripts/services.conf line $line: bad dir '$dir'"
+		[[ $name == - || $name =~ $SAG_NAME_RE ]] || die "scripts/services.conf line $line: bad service name '$name'"
+		var=$(env_key "$dir")_PORT
+		port=${!var:-$port}
+		[[ $port =~ ^[0-9]+$ ]] || die "port of $dir is not a number: '$port' (from $var or scripts/services.conf)"
+		SVC_DIRS+=("$dir")
+		SVC_NAMES+=("$name")
+		SVC_PORTS+=("$port")
+	done <"$SAG_SCRIPTS/services.conf"
+}
+
+# env_key DIR: the upper-case form used in variable names (orders -> ORDERS, a-b -> A_B).
+env_key() {
+	local k=${1^^}
+	printf '%s' "${k//-/_}"
+}
+
+# db_name SERVICE: the MySQL database and user of a service (sales.orders -> sales_orders).
+db_name() {
+	local n=${1//./_}
+	printf '%s' "${n//-/_}"
+}
+
+# rx_quote NAME: NAME with regex metacharacters escaped (names only hold [a-z.-]).
+rx_quote() { printf '%s' "${1//./\\.}"; }
+
+# json_string S: S as a JSON string literal.
+json_string() {
+	local s=${1//\\/\\\\}
+	s=${s//\"/\\\"}
+	printf '"%s"' "$s"
+}
+
+# url_path_escape S: percent-encode a path segment (vhost names).
+url_path_escape() {
+	local s=$1 out="" c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case $c in
+		[a-zA-Z0-9._~-]) out+=$c ;;
+		*) out+=$(printf '%%%02X' "'$c") ;;
+		esac
+	done
+	printf '%s' "$out"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes and ports.
+
+# pid_alive PID: the process exists (works for processes of other users too).
+pid_alive() { [[ ${1-} =~ ^[0-9]+$ && -d /proc/$1 ]]; }
+
+# read_pid FILE: the pid in FILE, or nothing.
+read_pid() {
+	local pid=""
+	if [[ -r $1 ]]; then read -r pid <"$1" 2>/dev/null || true; fi
+	if [[ $pid =~ ^[0-9]+$ ]]; then printf '%s' "$pid"; fi
+}
+
+# port_in_use PORT: something accepts connections on 127.0.0.1:PORT.
+port_in_use() { timeout 2 bash -c ": </dev/tcp/$SAG_HOST/$1" 2>/dev/null; }
+
+# port_owner PORT: a short description of who listens on PORT (best effort).
+port_owner() {
+	if command -v ss >/dev/null 2>&1; then
+		ss -Hltnp "sport = :$1" 2>/dev/null | sed -n '1s/.*users:((\("[^"]*",pid=[0-9]*\).*/\1/p' || true
+	fi
+}
+
+# require_free_port PORT VARIABLE WHAT: die with advice when PORT is taken.
+require_free_port() {
+	if port_in_use "$1"; then
+		local who
+		who=$(port_owner "$1")
+		die "port $1 ($3) is already in use${who:+ by $who}; stop that process or choose another port with $2=..."
+	fi
+}
+
+# stop_pid PID WHAT [SECONDS]: SIGTERM, wait, then SIGKILL.
+stop_pid() {
+	local pid=$1 what=$2 wait=${3:-20} i
+	pid_alive "$pid" || return 0
+	as_root kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < wait * 10; i++)); do
+		pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+	warn "$what (pid $pid) did not stop within ${wait}s: sending SIGKILL"
+	as_root kill -KILL "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		pid_alive "$pid" || return 0
+		sleep 0.1
+	done
+	die "$what (pid $pid) is still running after SIGKILL"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The shared RabbitMQ node and MariaDB server of this data folder.
+
+rabbit_node_args() {
+	printf '%s\n' --dir "$SAG_RABBIT_DIR" --node "$RABBITMQ_NODENAME" --port "$AMQP_PORT" \
+		--dist-port "$RABBITMQ_DIST_PORT" --management-port "$RABBITMQ_MANAGEMENT_PORT" \
+		--prometheus-port "$RABBITMQ_PROMETHEUS_PORT"
+}
+
+# rabbit_node COMMAND: scripts/rabbit-node for the shared node.
+rabbit_node() {
+	local args
+	mapfile -t args < <(rabbit_node_args)
+	"$SAG_SCRIPTS/rabbit-node" "$1" "${args[@]}"
+}
+
+# rabbitmqctl_main ARGS...: rabbitmqctl against the shared node.
+rabbitmqctl_main() {
+	as_root env RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" rabbitmqctl -q -n "$RABBITMQ_NODENAME" "$@"
+}
+
+SAG_RABBIT_CURL=$SAG_SECRETS/rabbitmq-admin.curl
+
+# rabbit_api METHOD PATH [JSON]: call the management API as the admin; prints the response body.
+# 2xx succeeds; 404 on DELETE counts as done; anything else dies with the answer.
+rabbit_api() {
+	local method=$1 path=$2 body=${3-} out code
+	out=$(mktemp)
+	local args=(-sS -K "$SAG_RABBIT_CURL" -X "$method" -o "$out" -w '%{http_code}'
+		-H 'content-type: application/json' "http://$SAG_HOST:$RABBITMQ_MANAGEMENT_PORT$path")
+	if [[ -n $body ]]; then
+		code=$(printf '%s' "$body" | curl "${args[@]}" --data-binary @-) || code=000
+	else
+		code=$(curl "${args[@]}") || code=000
+	fi
+	if [[ $code == 2?? || ($method == DELETE && $code == 404) ]]; then
+		cat "$out"
+		rm -f "$out"
+		return 0
+	fi
+	local answer
+	answer=$(head -c 500 "$out")
+	rm -f "$out"
+	die "RabbitMQ management API: $method $path answered HTTP $code: $answer" "$SAG_RABBIT_DIR/log/$RABBITMQ_NODENAME.log"
+}
+
+SAG_MYSQL_ROOT_CNF=$SAG_SECRETS/mariadb-root.cnf
+SAG_MARIADB_SOCK=$SAG_MARIADB_DIR/mariadb.sock
+
+# mysql_root ARGS...: the mariadb client as root over the socket (SQL on stdin).
+mysql_root() { mariadb --defaults-file="$SAG_MYSQL_ROOT_CNF" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# URLs (passwords come from the secrets folder).
+
+rabbit_admin_password() { secret rabbitmq-admin.password; }
+mysql_admin_password() { secret mysql-admin.password; }
+service_password() { secret "services/$1.password"; }
+
+amqp_url() { printf 'amqp://%s:%s@%s:%s/%s' "$1" "$2" "$SAG_HOST" "$AMQP_PORT" "${3-}"; }
+mysql_dsn() { printf '%s:%s@tcp(%s:%s)/%s?parseTime=true&loc=UTC' "$1" "$2" "$SAG_HOST" "$MYSQL_PORT" "${3-}"; }
