@@ -88,6 +88,8 @@ func checkEmail(f *fields, email string) {
 	switch {
 	case email == "":
 		f.add("email", "is required")
+	case !utf8.ValidString(email):
+		f.add("email", "must be valid UTF-8")
 	case len(email) > MaxEmailLen:
 		f.add("email", fmt.Sprintf("must be at most %d bytes", MaxEmailLen))
 	default:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"unicode/utf8"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -77,7 +78,7 @@ func decodeListQuery(q url.Values) (customer.Filter, hal.Page, error) {
 	f := customer.Filter{Limit: page.Size, Offset: page.Offset()}
 	var errs problem.Fields
 	if vs, ok := q["email"]; ok {
-		if errs.Check(len(vs) == 1 && vs[0] != "" && len(vs[0]) <= customer.MaxEmailLen, "email", "must be given once, 1 to 254 bytes") {
+		if errs.Check(len(vs) == 1 && vs[0] != "" && len(vs[0]) <= customer.MaxEmailLen && utf8.ValidString(vs[0]), "email", "must be given once, 1 to 254 bytes of UTF-8") {
 			f.Email = customer.NormalizeEmail(vs[0])
 		}
 	}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+)
+
+func TestConfig(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := []struct {
+		name    string
+		getenv  func(string) string
+		wantErr []string
+	}{
+		{"minimal", env("AMQP_URL", "amqp://u:p@h/v", "MYSQL_DSN", "u:p@tcp(h)/d"), nil},
+		{"nothing", env(), []string{"AMQP_URL", "MYSQL_DSN"}},
+		{"bad addr", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "HTTP_ADDR", "8082"), []string{"HTTP_ADDR"}},
+		{"bad base", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "PUBLIC_BASE_URL", "gateway:8080"), []string{"PUBLIC_BASE_URL"}},
+		{"bad queue type", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "QUEUE_TYPE", "stream"), []string{"QUEUE_TYPE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := configFrom(tt.getenv)
+			err := c.Validate()
+			if tt.wantErr == nil {
+				if err != nil || c.HTTPAddr != "127.0.0.1:8082" || c.PublicBaseURL != "http://127.0.0.1:8080" || c.QueueType != "classic" {
+					t.Fatalf("config %+v, %v", c, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
+// syncBuffer is an io.Writer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// listenAddr waits for run's "listening" log line and returns its address.
+func listenAddr(t *testing.T, out *syncBuffer, errc <-chan error) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "listening" {
+				return l.Addr
+			}
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("run stopped: %v\n%s", err, out)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("run did not listen:\n%s", out)
+	return ""
+}
+
+// TestRunPublishesThroughTheOutbox starts the whole service on a fresh
+// database and vhost (production permissions), adds a product over
+// HTTP and receives product_added from sagittarius-a.
+func TestRunPublishesThroughTheOutbox(t *testing.T) {
+	adminURL, vhost := testinfra.NewVhost(t)
+	testinfra.DeclareExchange(t, vhost)
+	serviceURL := testinfra.NewServiceUser(t, vhost, "catalog.products")
+	dsn := testinfra.NewDatabaseDSN(t)
+
+	// A listener bound to the exchange, as any other service's queue is.
+	conn, err := amqp.Dial(adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "", "sagittarius-a", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	env := map[string]string{
+		"HTTP_ADDR": "127.0.0.1:0", "AMQP_URL": serviceURL, "MYSQL_DSN": dsn,
+		"PUBLIC_BASE_URL": "http://gw.test:8080",
+	}
+	out := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
+	addr := listenAddr(t, out, errc)
+
+	// Health turns 200 once the bus is connected.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never 200 (%v)\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/products", strings.NewReader(`{"sku":"mug-1","name":"Mug","price":{"amount":500,"currency":"EUR"}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Request-Id", "req-run-test")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 201 || !strings.HasPrefix(res.Header.Get("Location"), "http://gw.test:8080/catalog/v1/products/") {
+		t.Fatalf("POST: %d %s %s", res.StatusCode, res.Header.Get("Location"), body)
+	}
+
+	select {
+	case d := <-deliveries:
+		if d.Type != "catalog.products.product_added" || d.AppId != "catalog.products" || d.ContentType != "application/json" || d.MessageId == "" {
+			t.Fatalf("message properties: type %q app %q ct %q id %q", d.Type, d.AppId, d.ContentType, d.MessageId)
+		}
+		var p struct {
+			UUID     string `json:"uuid"`
+			Product struct {
+				SKU string
+				Links map[string]struct{ Href string } `json:"_links"`
+			} `json:"product"`
+		}
+		if err := json.Unmarshal(d.Body, &p); err != nil || p.UUID != d.MessageId || p.Product.SKU != "MUG-1" ||
+			p.Product.Links["self"].Href != res.Header.Get("Location") {
+			t.Fatalf("payload %s (%v)", d.Body, err)
+		}
+		if cid, _ := d.Headers["correlation_id"].(string); cid != "req-run-test" {
+			t.Fatalf("correlation_id %v, want the request id", d.Headers["correlation_id"])
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no product_added within 20s\n%s", out)
+	}
+
+	cancel()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop within 30s")
+	}
+}
