@@ -24,9 +24,9 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
-	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 	"github.com/sagittarius-a/sagittarius/services/catalog/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/catalog/mysql"
+	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 )
 
 func main() {

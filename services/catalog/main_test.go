@@ -175,9 +175,9 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 			t.Fatalf("message properties: type %q app %q ct %q id %q", d.Type, d.AppId, d.ContentType, d.MessageId)
 		}
 		var p struct {
-			UUID     string `json:"uuid"`
+			UUID    string `json:"uuid"`
 			Product struct {
-				SKU string
+				SKU   string
 				Links map[string]struct{ Href string } `json:"_links"`
 			} `json:"product"`
 		}
