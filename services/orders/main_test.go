@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+)
+
+func TestConfig(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	required := map[string]string{"AMQP_URL": "amqp://u:p@127.0.0.1:5672/v", "MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/db"}
+	c := configFrom(env(required))
+	if c.HTTPAddr != "127.0.0.1:8083" || c.PublicBaseURL != "http://127.0.0.1:8080" || c.QueueType != "classic" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid config: %v", err)
+	}
+	for _, tt := range []struct {
+		name, key, value, want string
+	}{
+		{"no broker", "AMQP_URL", "", "AMQP_URL"},
+		{"no database", "MYSQL_DSN", "", "MYSQL_DSN"},
+		{"bad address", "HTTP_ADDR", "8083", "HTTP_ADDR"},
+		{"relative base", "PUBLIC_BASE_URL", "/orders", "PUBLIC_BASE_URL"},
+		{"queue type", "QUEUE_TYPE", "stream", "QUEUE_TYPE"},
+	} {
+		kv := map[string]string{}
+		for k, v := range required {
+			kv[k] = v
+		}
+		kv[tt.key] = tt.value
+		err := configFrom(env(kv)).Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
+		}
+	}
+}
+
+// TestRun starts the service with run() on a fresh database and vhost, checks
+// /health, an API answer and the HAL links, then stops it through its context.
+func TestRun(t *testing.T) {
+	amqpURL, vhost := testinfra.NewVhost(t)
+	testinfra.DeclareExchange(t, vhost)
+	dsn := testinfra.NewDatabaseDSN(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": amqpURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() { done <- run(ctx, func(k string) string { return vars[k] }, &syncWriter{w: &logs}) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + addr + "/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var index struct {
+		Links map[string]struct{ Href string } `json:"_links"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&index); err != nil || index.Links["orders"].Href != "http://gw.test/orders/v1/orders" {
+		t.Errorf("index: %v %+v", err, index)
+	}
+	if resp.Header.Get("Content-Type") != "application/hal+json" {
+		t.Errorf("Content-Type %s", resp.Header.Get("Content-Type"))
+	}
+	q := testinfra.Queue(t, vhost, "sales.orders")
+	if !q.Durable {
+		t.Errorf("queue %+v", q)
+	}
+}
+
+// syncWriter serialises writes from the service's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
