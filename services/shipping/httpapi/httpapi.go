@@ -1,0 +1,252 @@
+// Package httpapi is the HAL REST API of logistics.shipments, mounted by the gateway under /shipping:
+//
+//	GET   /v1                                          entry point
+//	GET   /v1/shipments?order_id=&status=&page=&size=  shipments, newest first
+//	GET   /v1/shipments/{id}                           one shipment, with an ETag from its version
+//	PATCH /v1/shipments/{id}  {"status":"dispatched"}  then {"status":"delivered"}; If-Match optional
+//
+// PATCH answers 200 with the shipment, 412 when If-Match does not match the current ETag, 409 for an
+// illegal transition (only scheduled -> dispatched -> delivered), 422 for an unknown status or
+// field, 415 for a body that is not JSON. Shipments are created and cancelled by events. Every
+// answer is application/hal+json, every error application/problem+json (RFC 9457).
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/problem"
+	"github.com/sagittarius-a/sagittarius/services/shipping/shipment"
+	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
+)
+
+// Store is what the API needs from storage (implemented by mysql.Store); safe for concurrent use.
+type Store interface {
+	Shipment(ctx context.Context, id string) (shipment.Shipment, error)
+	Shipments(ctx context.Context, f shipment.Filter, limit, offset int) ([]shipment.Shipment, int, error)
+	UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error)
+}
+
+// Resources renders shipments as REST models with absolute links through the gateway; the same
+// models are the entities of shipmentevents. Immutable, safe for concurrent use.
+type Resources struct {
+	api    hal.Base // <public>/shipping/v1
+	orders hal.Base // <public>/orders/v1
+}
+
+// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
+func NewResources(public hal.Base) Resources {
+	return Resources{api: public.Join("shipping", "v1"), orders: public.Join("orders", "v1")}
+}
+
+// Shipment renders a shipment. Links: self, order.
+func (rs Resources) Shipment(s shipment.Shipment) shipmentevents.Shipment {
+	a := s.Address
+	return shipmentevents.Shipment{
+		ID: s.ID, OrderID: s.OrderID, Status: string(s.Status),
+		Address: shipmentevents.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2, PostalCode: a.PostalCode, City: a.City, Country: a.Country},
+		Version: s.Version, ScheduledAt: s.ScheduledAt, DispatchedAt: s.DispatchedAt, DeliveredAt: s.DeliveredAt, CancelledAt: s.CancelledAt,
+		Links: hal.Links{
+			"self":  hal.To(rs.api.Href("shipments", s.ID)),
+			"order": hal.To(rs.orders.Href("orders", s.OrderID)),
+		},
+	}
+}
+
+// Root is the REST model of /v1, the entry point.
+type Root struct {
+	Service string    `json:"service"`
+	Links   hal.Links `json:"_links"`
+}
+
+func (rs Resources) root() Root {
+	return Root{Service: shipmentevents.Service, Links: hal.Links{
+		"self":           hal.To(rs.api.Href()),
+		"shipments":      hal.To(rs.api.Href("shipments")),
+		"shipment":       hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
+		"find-shipments": hal.One(hal.Link{Href: rs.api.Href("shipments") + "{?order_id,status,page,size}", Templated: true}),
+	}}
+}
+
+// API serves the shipping HTTP resources.
+type API struct {
+	store  Store
+	rs     Resources
+	logger *slog.Logger
+}
+
+// New returns the API on store, rendering links with rs; logger receives unexpected errors.
+func New(store Store, rs Resources, logger *slog.Logger) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &API{store: store, rs: rs, logger: logger}
+}
+
+// Routes returns every route of the API (without middleware and without /health).
+func (a *API) Routes() *httpkit.Router {
+	rt := httpkit.NewRouter()
+	rt.HandleFunc("GET /v1", a.getRoot)
+	rt.HandleFunc("GET /v1/{$}", a.getRoot)
+	rt.HandleFunc("GET /v1/shipments", a.listShipments)
+	rt.HandleFunc("GET /v1/shipments/{id}", a.getShipment)
+	rt.HandleFunc("PATCH /v1/shipments/{id}", a.patchShipment)
+	return rt
+}
+
+func (a *API) getRoot(w http.ResponseWriter, r *http.Request) {
+	hal.Write(w, r, http.StatusOK, a.rs.root())
+}
+
+func (a *API) listShipments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := decodeFilter(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := hal.ParsePage(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ss, total, err := a.store.Shipments(r.Context(), f, p.Size, p.Offset())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]shipmentevents.Shipment, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, a.rs.Shipment(s))
+	}
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("shipments", a.rs.api.Href("shipments"), q, out, p, total))
+}
+
+func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) > 36 {
+		a.fail(w, r, shipment.ErrNotFound)
+		return
+	}
+	s, err := a.store.Shipment(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.SetETag(w, s.Version)
+	hal.Write(w, r, http.StatusOK, a.rs.Shipment(s))
+}
+
+// patchRequest is the body of PATCH /v1/shipments/{id}: only the status can change.
+type patchRequest struct {
+	Status *string `json:"status"`
+}
+
+// decodePatch reads a PATCH body (application/json or application/merge-patch+json) into the target
+// status: 415, 413, 400 or 422 problems.
+func decodePatch(w http.ResponseWriter, r *http.Request) (shipment.Status, error) {
+	var req patchRequest
+	if err := httpkit.DecodeJSON(w, r, &req); err != nil {
+		return "", err
+	}
+	var errs problem.Fields
+	if req.Status == nil {
+		errs.Add("/status", "is required")
+	} else if !shipment.Status(*req.Status).Valid() {
+		errs.Add("/status", "must be one of scheduled, dispatched, delivered, cancelled")
+	}
+	if err := errs.Err(); err != nil {
+		return "", err
+	}
+	return shipment.Status(*req.Status), nil
+}
+
+func (a *API) patchShipment(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if len(id) > 36 {
+		a.fail(w, r, shipment.ErrNotFound)
+		return
+	}
+	to, err := decodePatch(w, r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	pre := httpkit.IfMatch(r)
+	s, err := a.store.UpdateShipment(r.Context(), id, func(cur shipment.Shipment, now time.Time) (shipment.Shipment, bool, error) {
+		if !pre.Allows(cur.Version) {
+			return cur, false, shipment.ErrVersionMismatch
+		}
+		return cur.Transition(to, now)
+	})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	httpkit.SetETag(w, s.Version)
+	hal.Write(w, r, http.StatusOK, a.rs.Shipment(s))
+}
+
+// decodeFilter reads ?order_id= and ?status=; 400 when invalid.
+func decodeFilter(q url.Values) (shipment.Filter, error) {
+	var errs problem.Fields
+	one := func(name string, max int) string {
+		vs := q[name]
+		switch {
+		case len(vs) == 0:
+			return ""
+		case len(vs) > 1:
+			errs.Add(name, "must be given once")
+		case len(vs[0]) > max:
+			errs.Add(name, "is too long")
+		default:
+			return vs[0]
+		}
+		return ""
+	}
+	f := shipment.Filter{OrderID: one("order_id", shipment.MaxIDLength), Status: shipment.Status(one("status", 16))}
+	if f.Status != "" && !f.Status.Valid() {
+		errs.Add("status", "must be one of scheduled, dispatched, delivered, cancelled")
+	}
+	if len(errs) > 0 {
+		p := problem.BadRequest("invalid query parameters")
+		p.Errors = errs
+		return shipment.Filter{}, p
+	}
+	return f, nil
+}
+
+// fail writes err as a problem: the one mapping of errors to HTTP statuses of this service.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	problem.Write(w, r, a.problemFor(r, err))
+}
+
+func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
+	if p := problem.From(err); p != nil {
+		return p
+	}
+	switch {
+	case errors.Is(err, shipment.ErrNotFound):
+		return problem.NotFound("no such shipment")
+	case errors.Is(err, shipment.ErrVersionMismatch):
+		return problem.PreconditionFailed("the shipment has changed; GET it again and retry with its current ETag in If-Match")
+	case errors.Is(err, shipment.ErrIllegalTransition):
+		return problem.Conflict(err.Error())
+	case errors.Is(err, shipment.ErrInvalid):
+		p := problem.Validation()
+		p.Detail = err.Error()
+		return p
+	case errors.Is(err, context.Canceled):
+		p := problem.New(499, "the client closed the request")
+		p.Title = "Client Closed Request"
+		return p
+	}
+	a.logger.ErrorContext(r.Context(), "shipping api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
+	return problem.Internal()
+}
