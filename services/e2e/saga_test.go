@@ -34,8 +34,8 @@ func randomID() string {
 
 // TestEndToEnd starts the platform once and drives every path of the saga
 // through the gateway, in parallel, each with its own customer and products;
-// then it redelivers every event the run produced and checks that nothing
-// changed.
+// then it crawls the API from the gateway root, and finally redelivers every
+// event the run produced and checks that nothing changed.
 func TestEndToEnd(t *testing.T) {
 	c := startCluster(t)
 	spy := startSpy(t, c)
@@ -50,6 +50,7 @@ func TestEndToEnd(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("every kind of resource reachable from the gateway root", func(t *testing.T) { testFollowLinks(t, c) })
 	t.Run("every event delivered twice changes nothing twice", func(t *testing.T) { testRedelivery(t, c, spy) })
 }
 
