@@ -44,6 +44,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("out of stock", func(t *testing.T) { t.Parallel(); testOutOfStock(t, c) })
 		t.Run("payment declined", func(t *testing.T) { t.Parallel(); testPaymentDeclined(t, c) })
 		t.Run("cancelled after payment", func(t *testing.T) { t.Parallel(); testCancelledAfterPayment(t, c) })
+		t.Run("cancelled while pending", func(t *testing.T) { t.Parallel(); testCancelledWhilePending(t, c) })
 		t.Run("scarce stock never oversold", func(t *testing.T) { t.Parallel(); testScarceStock(t, c) })
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
 	})
@@ -355,6 +356,47 @@ func testCancelledAfterPayment(t *testing.T, c *Cluster) {
 	final := waitOrder(t, o, "still cancelled", func(o orderevents.Order) bool { return o.Status == orderevents.StatusCancelled })
 	if final.CancellationReason != orderevents.ReasonCustomerRequested {
 		t.Errorf("final order %+v", final)
+	}
+}
+
+// testCancelledWhilePending cancels orders the moment they are placed, racing
+// the reservation and the payment: whatever order the events arrive in, the
+// orders stay cancelled, the stock comes back whole, no payment stays
+// captured and nothing is shipped.
+func testCancelledWhilePending(t *testing.T, c *Cluster) {
+	cu := newCustomer(t, c)
+	p := newProduct(t, c, 700, 10)
+	var orders []orderevents.Order
+	for range 3 {
+		_, o := place(t, c, orderBody(cu.ID, "tok_visa", line(p.ID, 2)), "")
+		r := call(t, "PATCH", o.Links.Href("self"), map[string]any{"status": "cancelled"}, map[string]string{"If-Match": `"1"`})
+		switch r.Status {
+		case http.StatusOK:
+			orders = append(orders, o)
+		case http.StatusPreconditionFailed: // the saga moved it first; cancel what it is now
+			var cur orderevents.Order
+			get(t, o.Links.Href("self"), &cur)
+			mustCall(t, http.StatusOK, "PATCH", o.Links.Href("self"), map[string]any{"status": "cancelled"}, nil)
+			orders = append(orders, cur)
+		default:
+			t.Fatalf("cancel: %d %s", r.Status, r.Body)
+		}
+	}
+	waitStock(t, c, p.ID, 10, 0)
+	for _, o := range orders {
+		eventually(t, sagaTimeout, "no captured payment for cancelled order "+o.ID, func() (bool, string) {
+			ps := paymentsOf(t, c, o.ID)
+			for _, pay := range ps {
+				if pay.Status == paymentevents.StatusCaptured {
+					return false, "captured"
+				}
+			}
+			return len(ps) <= 1, fmt.Sprintf("%d payments", len(ps))
+		})
+		final := waitOrder(t, o, "cancelled", func(o orderevents.Order) bool { return o.Status == orderevents.StatusCancelled })
+		if final.CancellationReason != orderevents.ReasonCustomerRequested || final.ShipmentID != "" {
+			t.Errorf("order %+v", final)
+		}
 	}
 }
 
