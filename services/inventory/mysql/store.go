@@ -299,10 +299,25 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
+// lockOrder records orderID as seen and locks its row until tx ends, so that the handlers of one
+// order's events run one after the other. It reports whether its order_placed and its
+// order_cancelled were handled before.
+func (s *Store) lockOrder(ctx context.Context, tx *sqlx.Tx, orderID string) (placed, cancelled bool, err error) {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id) VALUES (?) ON DUPLICATE KEY UPDATE order_id = order_id`, orderID); err != nil {
+		return false, false, fmt.Errorf("order %q: %w", orderID, err)
+	}
+	err = tx.QueryRowxContext(ctx, `SELECT placed_at IS NOT NULL, cancelled_at IS NOT NULL FROM orders WHERE order_id = ? FOR UPDATE`,
+		orderID).Scan(&placed, &cancelled)
+	if err != nil {
+		return false, false, fmt.Errorf("order %q: %w", orderID, err)
+	}
+	return placed, cancelled, nil
+}
+
 // ReserveStock handles an order placed with lines, in the caller's transaction: it locks the stock
 // rows of the order's products (in product order, so concurrent orders cannot deadlock on them),
 // reserves every line or none, records the reservation and enqueues stock_reserved or
-// stock_reservation_rejected. An order already seen (a reservation exists) changes nothing and
+// stock_reservation_rejected. An order already placed (its reservation exists) changes nothing and
 // returns the existing reservation with created false. An order cancelled before it was placed, and
 // an order whose lines break the rules, gets a rejected reservation.
 func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, lines []inventory.Line) (r inventory.Reservation, created bool, err error) {
@@ -310,21 +325,21 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 		// Nothing can be stored under this id; the event is dead-lettered by the bus.
 		return inventory.Reservation{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), inventory.ErrInvalid)
 	}
-	existing, err := s.reservation(ctx, tx, orderID, true)
-	if err == nil {
-		return existing, false, nil
-	}
-	if !errors.Is(err, inventory.ErrNotFound) {
+	placed, cancelled, err := s.lockOrder(ctx, tx, orderID)
+	if err != nil {
 		return inventory.Reservation{}, false, err
 	}
+	if placed {
+		existing, err := s.reservation(ctx, tx, orderID, true)
+		return existing, false, err
+	}
 	now := s.now()
-	merged, mergeErr := inventory.MergeLines(lines)
-	var cancelled int
-	if err := tx.GetContext(ctx, &cancelled, `SELECT COUNT(*) FROM early_cancellations WHERE order_id = ?`, orderID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE orders SET placed_at = ? WHERE order_id = ?`, now, orderID); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
 	}
+	merged, mergeErr := inventory.MergeLines(lines)
 	switch {
-	case cancelled > 0:
+	case cancelled:
 		r = inventory.Reject(orderID, validLines(merged, lines), inventory.ReasonOrderCancelled, now)
 	case mergeErr != nil:
 		r = inventory.Reject(orderID, validLines(merged, lines), inventory.ReasonInvalidOrder, now)
@@ -434,15 +449,21 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 	if !inventory.ValidID(orderID) {
 		return inventory.Reservation{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), inventory.ErrInvalid)
 	}
+	placed, cancelled, err := s.lockOrder(ctx, tx, orderID)
+	if err != nil {
+		return inventory.Reservation{}, false, err
+	}
 	now := s.now()
-	r, err = s.reservation(ctx, tx, orderID, true)
-	if errors.Is(err, inventory.ErrNotFound) {
-		_, err := tx.ExecContext(ctx, `INSERT IGNORE INTO early_cancellations (order_id, cancelled_at) VALUES (?, ?)`, orderID, now)
-		if err != nil {
+	if !cancelled {
+		if _, err := tx.ExecContext(ctx, `UPDATE orders SET cancelled_at = ? WHERE order_id = ?`, now, orderID); err != nil {
 			return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 		}
+	}
+	if !placed {
+		// Remembered: the late order_placed gets a rejected reservation.
 		return inventory.Reservation{}, false, nil
 	}
+	r, err = s.reservation(ctx, tx, orderID, true)
 	if err != nil {
 		return inventory.Reservation{}, false, err
 	}

@@ -146,9 +146,15 @@ func (s *Store) CancelShipment(ctx context.Context, tx *sqlx.Tx, orderID string)
 		ON DUPLICATE KEY UPDATE cancelled_at = IFNULL(cancelled_at, VALUES(cancelled_at))`, orderID, now, now); err != nil {
 		return shipment.Shipment{}, false, fmt.Errorf("cancel order %s: %w", orderID, err)
 	}
-	sh, err = s.get(ctx, tx, `order_id = ?`, orderID, true)
+	// The order row is locked: no handler of this order runs meanwhile. A locking read by order id
+	// of a shipment that may not exist would take a gap lock that deadlocks the scheduling of other
+	// orders, so look first, then lock the shipment row itself (the API may be changing it).
+	sh, err = s.get(ctx, tx, `order_id = ?`, orderID, false)
 	if errors.Is(err, shipment.ErrNotFound) {
 		return shipment.Shipment{}, false, nil
+	}
+	if err == nil {
+		sh, err = s.get(ctx, tx, `id = ?`, sh.ID, true)
 	}
 	if err != nil {
 		return shipment.Shipment{}, false, err
