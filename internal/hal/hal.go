@@ -175,16 +175,19 @@ func (b Base) HrefQuery(q url.Values, segments ...string) string {
 	return h
 }
 
-// Write sends v as application/hal+json with the given status. If v cannot be
-// encoded, a 500 problem is sent instead (and nothing of v).
+// Write sends v as application/hal+json with the given status (without
+// HTML escaping, so links read "?page=2&size=20"). If v cannot be encoded,
+// a 500 problem is sent instead (and nothing of v).
 func Write(w http.ResponseWriter, r *http.Request, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		problem.Write(w, r, problem.Internal())
 		return
 	}
 	w.Header().Set("Content-Type", ContentType)
-	w.Header().Set("Content-Length", fmt.Sprint(len(body)+1))
+	w.Header().Set("Content-Length", fmt.Sprint(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }

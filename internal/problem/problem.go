@@ -7,6 +7,7 @@
 package problem
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,16 +162,19 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 	if out.Instance == "" && r != nil && r.URL != nil {
 		out.Instance = r.URL.Path
 	}
-	body, err := json.Marshal(out)
-	if err != nil { // cannot happen with these field types; keep the contract anyway
-		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil { // cannot happen with these field types; keep the contract anyway
+		buf.Reset()
+		buf.WriteString(`{"type":"about:blank","title":"Internal Server Error","status":500}` + "\n")
 		out.Status = http.StatusInternalServerError
 	}
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
-	h.Set("Content-Length", fmt.Sprint(len(body)+1))
+	h.Set("Content-Length", fmt.Sprint(buf.Len()))
 	h.Del("ETag")
 	h.Del("Location")
 	w.WriteHeader(out.Status)
-	_, _ = w.Write(append(body, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
