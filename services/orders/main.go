@@ -48,6 +48,7 @@ type Config struct {
 	PublicBaseURL string             // PUBLIC_BASE_URL, default http://127.0.0.1:8080 (the gateway)
 	QueueType     eventbus.QueueType // QUEUE_TYPE, classic (default) or quorum
 	ShutdownGrace time.Duration      // how long in-flight requests may take at shutdown: 10s
+	KeyRetention  time.Duration      // how long an Idempotency-Key is remembered: 24h
 }
 
 // configFrom reads the configuration from getenv, applying defaults.
@@ -59,6 +60,7 @@ func configFrom(getenv func(string) string) Config {
 		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
 		QueueType:     eventbus.QueueType(getenv("QUEUE_TYPE")),
 		ShutdownGrace: 10 * time.Second,
+		KeyRetention:  24 * time.Hour,
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8083"
@@ -170,10 +172,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	start("bus", bus.Run)
 	start("relay", relay.Run)
+	start("idempotency-keys", func(ctx context.Context) error {
+		return purgeKeys(ctx, store, cfg.KeyRetention, logger)
+	})
 	start("http", func(ctx context.Context) error {
 		return httpkit.Serve(ctx, httpkit.NewServer(handler), ln, cfg.ShutdownGrace)
 	})
 	wg.Wait()
 	logger.Info("stopped")
 	return errors.Join(errs...)
+}
+
+// purgeKeys forgets old Idempotency-Keys every hour until ctx is done. A
+// failed purge is logged and tried again at the next tick.
+func purgeKeys(ctx context.Context, store *mysql.Store, retention time.Duration, logger *slog.Logger) error {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		n, err := store.PurgeIdempotencyKeys(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("purging idempotency keys", "error", err)
+		case n > 0:
+			logger.Info("idempotency keys forgotten", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }

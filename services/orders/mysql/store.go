@@ -194,6 +194,16 @@ func (s *Store) replay(ctx context.Context, key, hash string) (orderevents.Order
 	return o, nil
 }
 
+// PurgeIdempotencyKeys forgets the Idempotency-Keys recorded before cutoff:
+// a retry with such a key places a new order. It returns how many it forgot.
+func (s *Store) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, cutoff.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("mysql: purge idempotency keys: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // requestHash identifies a placement request by its content, whatever the
 // JSON formatting of the body it came from.
 func requestHash(in order.PlaceInput) string {

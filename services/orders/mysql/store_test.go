@@ -187,6 +187,25 @@ func TestPlaceOrderIdempotencyKey(t *testing.T) {
 	}
 }
 
+func TestPurgeIdempotencyKeys(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	first, _, err := s.PlaceOrder(ctx, input("c1"), "old-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeIdempotencyKeys(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("purge of older keys: %d %v", n, err)
+	}
+	if n, err := s.PurgeIdempotencyKeys(ctx, time.Now().Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
+	again, replayed, err := s.PlaceOrder(ctx, input("c1"), "old-key")
+	if err != nil || replayed || again.ID == first.ID {
+		t.Errorf("after purge: %v replayed=%v same=%v", err, replayed, again.ID == first.ID)
+	}
+}
+
 func TestPlaceOrderConcurrentSameKey(t *testing.T) {
 	s := newStore(t)
 	const n = 10

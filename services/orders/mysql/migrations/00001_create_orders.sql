@@ -47,7 +47,8 @@ CREATE TABLE idempotency_keys (
     order_id     CHAR(36)     NOT NULL,
     response     LONGTEXT     NOT NULL,
     created_at   DATETIME(6)  NOT NULL,
-    PRIMARY KEY (idem_key)
+    PRIMARY KEY (idem_key),
+    KEY idempotency_keys_by_age (created_at)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci;
 
 -- Read model of crm.customers (customer_registered/updated/removed).
