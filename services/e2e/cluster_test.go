@@ -63,7 +63,7 @@ var (
 )
 
 // buildAll compiles every service once per test binary into a temporary
-// directory and returns it.
+// directory and returns it. Under -race the services are built with -race.
 func buildAll(t *testing.T, root string, services []service) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -72,6 +72,9 @@ func buildAll(t *testing.T, root string, services []service) string {
 			return
 		}
 		args := []string{"build", "-o", binDir + string(os.PathSeparator)}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
 		for _, s := range services {
 			args = append(args, "./services/"+s.dir)
 		}
