@@ -135,6 +135,19 @@ ensure_data_dirs() {
 	[[ -e $SAG_MARKER ]] || printf 'Runtime data of Sagittarius (scripts/up). Delete with scripts/down --purge.\n' >"$SAG_MARKER"
 }
 
+# lock_data_dir: serialise scripts that start or stop things in this data folder (several people
+# or test runs may share it). Inherited by the scripts it calls, which then do not lock again.
+lock_data_dir() {
+	[[ ${SAG_DATA_LOCKED-} == "$SAGITTARIUS_DATA" ]] && return 0
+	mkdir -p "$SAGITTARIUS_DATA"
+	exec 9>>"$SAGITTARIUS_DATA/.lock"
+	if ! flock -n 9; then
+		say "Waiting for another script using $SAGITTARIUS_DATA (up to 10 minutes)"
+		flock -w 600 9 || die "another script holds $SAGITTARIUS_DATA/.lock for more than 10 minutes"
+	fi
+	export SAG_DATA_LOCKED=$SAGITTARIUS_DATA
+}
+
 # random_secret: 32 hex characters (URL- and shell-safe).
 random_secret() { od -An -tx1 -N16 /dev/urandom | tr -d ' \n'; }
 
