@@ -145,7 +145,8 @@ func From(err error) *Problem {
 }
 
 // Write writes p as application/problem+json with status p.Status. When
-// p.Instance is empty it is set to the request path of r (r may be nil).
+// p.Instance is empty it is set to the request path of r (r may be nil), as
+// the client saw it: behind the gateway, prefixed with X-Forwarded-Prefix.
 // A missing status or title is filled in, so Write never sends an invalid
 // document. Write does not modify p.
 func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
@@ -160,7 +161,7 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 		out.Title = http.StatusText(out.Status)
 	}
 	if out.Instance == "" && r != nil && r.URL != nil {
-		out.Instance = r.URL.Path
+		out.Instance = forwardedPrefix(r) + r.URL.Path
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -177,4 +178,19 @@ func Write(w http.ResponseWriter, r *http.Request, p *Problem) {
 	h.Del("Location")
 	w.WriteHeader(out.Status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// forwardedPrefix returns the gateway's X-Forwarded-Prefix ("/orders") when
+// it is one plain path segment, else "".
+func forwardedPrefix(r *http.Request) string {
+	p := r.Header.Get("X-Forwarded-Prefix")
+	if len(p) < 2 || len(p) > 64 || p[0] != '/' {
+		return ""
+	}
+	for _, c := range p[1:] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return ""
+		}
+	}
+	return p
 }

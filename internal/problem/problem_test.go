@@ -74,3 +74,25 @@ func TestFields(t *testing.T) {
 		t.Fatalf("Error() = %q", got)
 	}
 }
+
+func TestWriteInstanceBehindTheGateway(t *testing.T) {
+	tests := []struct{ prefix, want string }{
+		{"", "/v1/orders/1"},
+		{"/orders", "/orders/v1/orders/1"},
+		{"/Orders", "/v1/orders/1"},
+		{"/a/b", "/v1/orders/1"},
+		{"orders", "/v1/orders/1"},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(http.MethodGet, "/v1/orders/1", nil)
+		if tt.prefix != "" {
+			req.Header.Set("X-Forwarded-Prefix", tt.prefix)
+		}
+		rec := httptest.NewRecorder()
+		problem.Write(rec, req, problem.NotFound("x"))
+		var got problem.Problem
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.Instance != tt.want {
+			t.Errorf("prefix %q: instance %q, want %q", tt.prefix, got.Instance, tt.want)
+		}
+	}
+}
