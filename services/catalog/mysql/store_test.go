@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/catalog/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/catalog/mysql"
@@ -206,5 +209,37 @@ func TestConcurrentPriceChangesAreSerialised(t *testing.T) {
 	got, _ := s.Get(ctx, p.ID)
 	if got.Version != n+1 || len(outbox(t, db)) != n+1 {
 		t.Fatalf("version %d, %d events after %d changes", got.Version, len(outbox(t, db)), n)
+	}
+}
+
+// TestHTTPOverMariaDBNeverAnswers5xx sends edge-case input through the real
+// handler and store: whatever the client sends, the database never turns it
+// into a 5xx.
+func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
+	s, _, _ := newStore(t)
+	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
+	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	name4 := strings.Repeat("😀", product.MaxNameLen)
+	desc4 := strings.Repeat("😀", product.MaxDescriptionLen)
+	tests := []struct {
+		method, target, body string
+		want                 int
+	}{
+		{"POST", "/v1/products", `{"sku":"` + strings.Repeat("A", 64) + `","name":"` + name4 + `","description":"` + desc4 + `","price":{"amount":10000000000,"currency":"EUR"}}`, 201},
+		{"POST", "/v1/products", `{"sku":"é","name":"X","price":{"amount":1,"currency":"EUR"}}`, 422},
+		{"POST", "/v1/products", `{"sku":"B","name":"X","price":{"amount":1,"currency":"€UR"}}`, 422},
+		{"GET", "/v1/products?sku=" + strings.Repeat("A", 64), "", 200},
+		{"GET", "/v1/products?sku=%ff", "", 400},
+		{"GET", "/v1/products?page=1000000&size=100", "", 200},
+		{"PATCH", "/v1/products/00000000-0000-4000-8000-000000000001", `{"description":"` + desc4 + `"}`, 404},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("%s %.60s %.60q: %d, want %d: %.300s", tt.method, tt.target, tt.body, rec.Code, tt.want, rec.Body)
+		}
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/customers/customer"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
@@ -248,5 +252,37 @@ func TestConcurrentUpdatesNeverLoseAVersion(t *testing.T) {
 	}
 	if evs := outbox(t, db); len(evs) != n+1 {
 		t.Fatalf("%d events, want %d", len(evs), n+1)
+	}
+}
+
+// TestHTTPOverMariaDBNeverAnswers5xx sends edge-case input through the real
+// handler and store: whatever the client sends, the database never turns it
+// into a 5xx.
+func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
+	s, _, _ := newStore(t)
+	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
+	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	long4 := strings.Repeat("😀", customer.MaxNameLen)
+	tests := []struct{ method, target, body string }{
+		{"POST", "/v1/customers", `{"email":"jöhn@exämple.com","name":"` + long4 + `"}`},
+		{"POST", "/v1/customers", `{"email":"` + strings.Repeat("a", 64) + "@" + strings.Repeat("b", 185) + `.com","name":"Long"}`},
+		{"POST", "/v1/customers", `{"email":"x@y.co","name":"\u0000"}`},
+		{"POST", "/v1/customers", `{"email":"\ud800@y.co","name":"Surrogate"}`},
+		{"GET", "/v1/customers?email=" + url.QueryEscape("jöhn@exämple.com"), ""},
+		{"GET", "/v1/customers?email=%ff%fe", ""},
+		{"GET", "/v1/customers?email=" + strings.Repeat("%F0%9F%98%80", 60), ""},
+		{"GET", "/v1/customers?page=1000000&size=100", ""},
+		{"PATCH", "/v1/customers/00000000-0000-4000-8000-000000000001", `{"name":"` + long4 + `"}`},
+		{"DELETE", "/v1/customers/00000000-0000-4000-8000-000000000001", ""},
+	}
+	for _, tt := range tests {
+		req := httptest.NewRequest(tt.method, tt.target, strings.NewReader(tt.body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Errorf("%s %s %.60q: %d %s", tt.method, tt.target, tt.body, rec.Code, rec.Body)
+		}
+		t.Logf("%s %.50s: %d", tt.method, tt.target, rec.Code)
 	}
 }
