@@ -82,6 +82,11 @@ as_root() {
 	fi
 }
 
+# SAG_SUDO: prefix for a root command started in the background, where a function (as_root)
+# would leave a forked copy of the calling script waiting for it.
+SAG_SUDO=()
+[[ $EUID -eq 0 ]] || SAG_SUDO=(sudo)
+
 # as_user USER CMD...: run CMD as USER (used to check that rabbitmq can write its folders).
 as_user() {
 	local user=$1
