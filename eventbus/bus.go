@@ -232,16 +232,31 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	// Handlers keep running during a drain: they get a context that is not
 	// cancelled with ctx.
 	hctx := context.WithoutCancel(ctx)
+	// One reader acks what no handler wants (every queue receives every
+	// event, so this path is kept to a map lookup and an ack) and hands the
+	// rest to Concurrency workers.
+	work := make(chan amqp.Delivery)
 	var wg sync.WaitGroup
 	for range b.cfg.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for d := range deliveries {
+			for d := range work {
 				b.dispatch(hctx, handlers, d)
 			}
 		}()
 	}
+	go func() {
+		defer close(work)
+		for d := range deliveries {
+			if handlers[d.Type] == nil {
+				b.stats.unhandled.Add(1)
+				_ = d.Ack(false)
+				continue
+			}
+			work <- d
+		}
+	}()
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()
 

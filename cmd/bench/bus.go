@@ -171,30 +171,30 @@ func benchBus(ctx context.Context, cfg config) error {
 	}
 
 	var results []result
-	// 1. Publishing.
-	plainPub, err := median(cfg, func() (float64, error) {
-		msgs, err := makeMessages(ctx, benchHappened, cfg.messages, cfg.size)
-		if err != nil {
-			return 0, err
+	add := func(r result, err error) error {
+		results = append(results, r)
+		return err
+	}
+	// 1. Publishing, both sides into the same bound queues.
+	pubRun := func(publish func([]eventbus.Message) (float64, error)) func() (float64, error) {
+		return func() (float64, error) {
+			msgs, err := makeMessages(ctx, benchHappened, cfg.messages, cfg.size)
+			if err != nil {
+				return 0, err
+			}
+			defer purge()
+			return publish(msgs)
 		}
-		defer purge()
+	}
+	plainPubRun := pubRun(func(msgs []eventbus.Message) (float64, error) {
 		return plainPublish(ch, eventbus.Exchange, "", msgs, cfg.inflight)
 	})
-	if err != nil {
-		return err
-	}
-	busPub, err := median(cfg, func() (float64, error) {
-		msgs, err := makeMessages(ctx, benchHappened, cfg.messages, cfg.size)
-		if err != nil {
-			return 0, err
-		}
-		defer purge()
+	busPubRun := pubRun(func(msgs []eventbus.Message) (float64, error) {
 		return busPublish(ctx, pub, msgs, cfg.inflight)
 	})
-	if err != nil {
+	if err := add(compare(cfg, "bus publish (confirmed, persistent)", "plain amqp091-go publisher", 0.9, plainPubRun, busPubRun)); err != nil {
 		return err
 	}
-	results = append(results, result{"bus publish (confirmed, persistent)", "plain amqp091-go publisher", busPub, plainPub, 0.9})
 
 	// 2. Consuming. Queues are filled through the default exchange (admin).
 	fill := func(queue string, et eventbus.EventType[benchEntity]) error {
@@ -208,31 +208,28 @@ func benchBus(ctx context.Context, cfg config) error {
 		_, err = plainPublish(ch, "", queue, msgs, cfg.inflight)
 		return err
 	}
-	plainCon, err := median(cfg, func() (float64, error) {
+	plainConRun := func() (float64, error) {
 		if err := fill("bench.plain-consumer", benchHappened); err != nil {
 			return 0, err
 		}
 		return plainConsume(url, "bench.plain-consumer", cfg.messages, cfg.prefetch)
-	})
-	if err != nil {
-		return err
 	}
-	busCon, err := median(cfg, func() (float64, error) {
+	busConRun := func() (float64, error) {
 		if err := fill("bench.consumer", benchHappened); err != nil {
 			return 0, err
 		}
 		return busConsume(ctx, cfg, url, benchHappened, cfg.messages, func(s eventbus.Stats) uint64 { return s.Handled })
-	})
-	if err != nil {
-		return err
 	}
-	busSkip, err := median(cfg, func() (float64, error) {
+	busSkipRun := func() (float64, error) {
 		if err := fill("bench.consumer", benchIgnored); err != nil {
 			return 0, err
 		}
 		return busConsume(ctx, cfg, url, benchHappened, cfg.messages, func(s eventbus.Stats) uint64 { return s.Unhandled })
-	})
-	if err != nil {
+	}
+	if err := add(compare(cfg, "bus consume (typed handler, manual ack)", "plain amqp091-go consumer", 0.9, plainConRun, busConRun)); err != nil {
+		return err
+	}
+	if err := add(compare(cfg, "bus skip of unhandled events", "plain amqp091-go consumer", 0.9, plainConRun, busSkipRun)); err != nil {
 		return err
 	}
 	for _, q := range []string{"bench.consumer", "bench.plain-consumer"} {
@@ -240,11 +237,8 @@ func benchBus(ctx context.Context, cfg config) error {
 			return err
 		}
 	}
-	results = append(results,
-		result{"bus consume (typed handler, manual ack)", "plain amqp091-go consumer", busCon, plainCon, 0.9},
-		result{"bus skip of unhandled events", "plain amqp091-go consumer", busSkip, plainCon, 0.9})
 
-	// 3. The outbox relay against direct publishing.
+	// 3. The outbox relay against direct publishing through the bus.
 	db, dropDB, err := newDatabase(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("database: %w", err)
@@ -253,19 +247,21 @@ func benchBus(ctx context.Context, cfg config) error {
 	if err := eventbus.Migrate(ctx, db); err != nil {
 		return err
 	}
-	relayRate, err := median(cfg, func() (float64, error) {
+	relayRun := func() (float64, error) {
 		defer purge()
 		return relayRun(ctx, cfg, db, pub)
-	})
-	if err != nil {
+	}
+	if err := add(compare(cfg, "outbox relay (claim, publish, mark sent)", "bus publish (direct)", 0.5, busPubRun, relayRun)); err != nil {
 		return err
 	}
-	results = append(results, result{"outbox relay (claim, publish, mark sent)", "bus publish (direct)", relayRate, busPub, 0.5})
 	printResults(cfg.out, "event bus", results)
 	return nil
 }
 
+// plainConsume times a plain consumer from dialing to the nth ack, like
+// busConsume times the bus from Run to the nth ack.
 func plainConsume(url, queue string, n, prefetch int) (float64, error) {
+	start := time.Now()
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return 0, err
@@ -282,7 +278,6 @@ func plainConsume(url, queue string, n, prefetch int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
 	got := 0
 	for d := range ds {
 		if err := d.Ack(false); err != nil {

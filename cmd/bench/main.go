@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.IntVar(&cfg.size, "size", 600, "entity size in bytes (JSON)")
 	fs.IntVar(&cfg.inflight, "inflight", 256, "publisher confirms in flight")
 	fs.IntVar(&cfg.prefetch, "prefetch", 200, "consumer prefetch")
-	fs.IntVar(&cfg.repeat, "repeat", 3, "runs of each measurement; the median is reported")
+	fs.IntVar(&cfg.repeat, "repeat", 5, "runs of each side of a comparison, alternating; medians are reported")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,7 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // result is one measurement against its baseline.
 type result struct {
 	name, baseline string
-	rate, base     float64 // per second
+	rate, base     float64 // per second, medians
+	ratio          float64 // median of the per-run ratios rate/base
 	target         float64 // minimum ratio, 0 for none
 }
 
@@ -89,7 +91,7 @@ func printResults(w io.Writer, title string, rs []result) {
 	fmt.Fprintf(w, "\n%s\n", title)
 	fmt.Fprintf(w, "%-44s %12s  %-34s %12s  %6s  %s\n", "measurement", "rate/s", "baseline", "rate/s", "ratio", "target")
 	for _, r := range rs {
-		ratio := r.rate / r.base
+		ratio := r.ratio
 		verdict := ""
 		if r.target > 0 {
 			verdict = fmt.Sprintf(">= %.2f ", r.target)
@@ -103,24 +105,35 @@ func printResults(w io.Writer, title string, rs []result) {
 	}
 }
 
-// median runs f cfg.repeat times and returns the median rate.
-func median(cfg config, f func() (float64, error)) (float64, error) {
-	var rates []float64
-	for range cfg.repeat {
-		r, err := f()
-		if err != nil {
-			return 0, err
-		}
-		rates = append(rates, r)
-	}
-	for i := range rates {
-		for j := i + 1; j < len(rates); j++ {
-			if rates[j] < rates[i] {
-				rates[i], rates[j] = rates[j], rates[i]
+// compare runs baseline and subject cfg.repeat times each, alternating which
+// goes first so that drifting load on the machine hits both alike, and
+// returns the median rates and the median of the per-pair ratios.
+func compare(cfg config, name, baseName string, target float64, baseline, subject func() (float64, error)) (result, error) {
+	var bases, subjects, ratios []float64
+	for i := range cfg.repeat {
+		var b, s float64
+		var err error
+		if i%2 == 0 {
+			if b, err = baseline(); err == nil {
+				s, err = subject()
+			}
+		} else {
+			if s, err = subject(); err == nil {
+				b, err = baseline()
 			}
 		}
+		if err != nil {
+			return result{}, fmt.Errorf("%s: %w", name, err)
+		}
+		bases, subjects, ratios = append(bases, b), append(subjects, s), append(ratios, s/b)
 	}
-	return rates[len(rates)/2], nil
+	return result{name: name, baseline: baseName, rate: medianOf(subjects), base: medianOf(bases), ratio: medianOf(ratios), target: target}, nil
+}
+
+func medianOf(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 func rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
