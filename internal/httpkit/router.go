@@ -7,64 +7,95 @@ package httpkit
 
 import (
 	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
 
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
 
-// Router is a net/http ServeMux (Go 1.22 patterns: "GET /v1/customers/{id}")
-// that answers a path no pattern matches with a 404 problem and a known path
-// with an unsupported method with a 405 problem carrying the Allow header.
-// Register all routes before serving; a Router is then safe for concurrent use.
+// Router routes requests with gorilla/mux. Routes are registered with
+// patterns "METHOD /path/{var}", e.g. "GET /v1/customers/{id}"; path
+// variables are available to handlers through r.PathValue("id") (as with
+// net/http patterns) and mux.Vars(r). A path no route matches gets a 404
+// problem; a known path with an unsupported method gets a 405 problem with
+// the Allow header. A GET route also answers HEAD. A path ending in "/{$}"
+// (net/http's "exactly this path") is accepted and means the path itself. Register all routes before
+// serving; a Router is then safe for concurrent use.
 type Router struct {
-	mux *http.ServeMux
+	mux   *mux.Router
+	paths map[string]map[string]http.Handler // path template -> method -> handler
 }
 
 // NewRouter returns an empty Router.
-func NewRouter() *Router { return &Router{mux: http.NewServeMux()} }
+func NewRouter() *Router {
+	m := mux.NewRouter()
+	m.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, problem.NotFound("no resource at this path"))
+	})
+	return &Router{mux: m, paths: make(map[string]map[string]http.Handler)}
+}
 
-// Handle registers h for pattern (ServeMux syntax). Like ServeMux.Handle it
-// panics on an invalid or conflicting pattern: routes are fixed in code, and
+// Handle registers h for pattern, "METHOD /path". It panics on a pattern
+// without a method or a route registered twice: routes are fixed in code, and
 // a test that builds the router catches that.
-func (rt *Router) Handle(pattern string, h http.Handler) { rt.mux.Handle(pattern, h) }
+func (rt *Router) Handle(pattern string, h http.Handler) {
+	method, path, ok := strings.Cut(pattern, " ")
+	if !ok || method == "" || !strings.HasPrefix(path, "/") {
+		panic("httpkit: route pattern " + pattern + " is not \"METHOD /path\"")
+	}
+	// "/v1/{$}" (net/http syntax for "exactly /v1/") is what gorilla/mux
+	// matches for "/v1/": its templates always match the whole path.
+	path = strings.TrimSuffix(path, "{$}")
+	methods, known := rt.paths[path]
+	if !known {
+		methods = make(map[string]http.Handler)
+		rt.paths[path] = methods
+		rt.mux.Handle(path, rt.dispatch(methods))
+	}
+	if _, dup := methods[method]; dup {
+		panic("httpkit: route " + pattern + " registered twice")
+	}
+	methods[method] = h
+}
 
 // HandleFunc registers f for pattern.
 func (rt *Router) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
-	rt.mux.HandleFunc(pattern, f)
+	rt.Handle(pattern, http.HandlerFunc(f))
 }
 
-// ServeHTTP dispatches r, turning ServeMux's plain-text 404 and 405 answers into
-// problems.
-func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, pattern := rt.mux.Handler(r)
-	if pattern != "" { // a route or a ServeMux redirect (path cleaning)
-		rt.mux.ServeHTTP(w, r)
-		return
-	}
-	// ServeMux's own 404/405 handler: run it against a header-only recorder
-	// to learn which one it is and the Allow header.
-	rec := &headerRecorder{header: http.Header{}}
-	h.ServeHTTP(rec, r)
-	if rec.status == http.StatusMethodNotAllowed {
-		allow := rec.header.Get("Allow")
-		w.Header().Set("Allow", allow)
-		p := problem.MethodNotAllowed(r.Method)
-		p.Detail += "; allowed: " + allow
-		problem.Write(w, r, p)
-		return
-	}
-	problem.Write(w, r, problem.NotFound("no resource at this path"))
-}
+// ServeHTTP dispatches r.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
 
-// headerRecorder is a ResponseWriter that keeps headers and status and drops the body.
-type headerRecorder struct {
-	header http.Header
-	status int
-}
-
-func (h *headerRecorder) Header() http.Header         { return h.header }
-func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
-func (h *headerRecorder) WriteHeader(code int) {
-	if h.status == 0 {
-		h.status = code
-	}
+// dispatch picks the handler of one path by method and copies the path
+// variables into r.PathValue.
+func (rt *Router) dispatch(methods map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, ok := methods[r.Method]
+		if !ok && r.Method == http.MethodHead {
+			h, ok = methods[http.MethodGet]
+		}
+		if !ok {
+			allow := make([]string, 0, len(methods)+1)
+			for m := range methods {
+				allow = append(allow, m)
+			}
+			if _, get := methods[http.MethodGet]; get {
+				if _, head := methods[http.MethodHead]; !head {
+					allow = append(allow, http.MethodHead)
+				}
+			}
+			slices.Sort(allow)
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			p := problem.MethodNotAllowed(r.Method)
+			p.Detail += "; allowed: " + strings.Join(allow, ", ")
+			problem.Write(w, r, p)
+			return
+		}
+		for k, v := range mux.Vars(r) {
+			r.SetPathValue(k, v)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
