@@ -79,7 +79,9 @@ func (e exampler) example(schema any, name string, depth int) any {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			out[k] = e.example(props[k], k, depth+1)
+			if v := e.example(props[k], k, depth+1); v != nil {
+				out[k] = v // a schema that says nothing (json.RawMessage) gets no example
+			}
 		}
 		if ap, ok := s["additionalProperties"].(map[string]any); ok && len(props) == 0 {
 			key := "items"

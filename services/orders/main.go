@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
@@ -139,7 +140,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		"mysql":    func(ctx context.Context) error { return db.PingContext(ctx) },
 		"rabbitmq": func(context.Context) error { return bus.Healthy() },
 	})
-	handler := httpkit.Stack(httpapi.New(store, render, logger).Routes(health), httpkit.Options{
+	api := httpapi.New(store, render, logger)
+	routes := api.Routes(health)
+	if _, err := contracts.Mount(routes, api.Contract(bus), base.Join("orders", "v1")); err != nil {
+		return err
+	}
+	handler := httpkit.Stack(routes, httpkit.Options{
 		Logger:          logger,
 		WithRequestID:   eventbus.WithCorrelationID,
 		WithTraceparent: eventbus.WithTraceparent,

@@ -23,6 +23,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
@@ -137,7 +138,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 
-	routes := httpapi.New(store, resources, logger).Routes()
+	api := httpapi.New(store, resources, logger)
+	routes := api.Routes()
+	if _, err := contracts.Mount(routes, api.Contract(bus), public.Join("payments", "v1")); err != nil {
+		return err
+	}
 	routes.Handle("GET /health", httpkit.Health(map[string]httpkit.Check{
 		"mysql":    db.PingContext,
 		"rabbitmq": func(context.Context) error { return bus.Healthy() },

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -75,13 +76,58 @@ func New(store product.Store, render Renderer, logger *slog.Logger) *API {
 func (a *API) Routes(health http.Handler) *httpkit.Router {
 	rt := httpkit.NewRouter()
 	rt.Handle("GET /health", health)
-	rt.HandleFunc("GET /v1", a.root)
-	rt.HandleFunc("GET /v1/{$}", a.root)
-	rt.HandleFunc("GET /v1/products", a.list)
-	rt.HandleFunc("POST /v1/products", a.add)
-	rt.HandleFunc("GET /v1/products/{id}", a.get)
-	rt.HandleFunc("PATCH /v1/products/{id}", a.patch)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/catalog.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type listParams struct {
+		contracts.PageParams
+		Status string `query:"status" enum:"active,retired" description:"only products in this status"`
+		SKU    string `query:"sku" description:"only the product with this SKU"`
+	}
+	type itemParams struct {
+		contracts.IDParam
+		contracts.IfMatch
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the products collection",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
+		{Method: "GET", Path: "/v1/products", Handler: a.list, ID: "listProducts", Summary: "List products, filtered by status and SKU",
+			Params:    listParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[productevents.Product]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "POST", Path: "/v1/products", Handler: a.add, ID: "addProduct", Summary: "Add a product (event product_added)",
+			Body:      addRequest{},
+			Responses: []contracts.Response{{Status: http.StatusCreated, Body: productevents.Product{}, Headers: []string{"Location", "ETag"}}},
+			Errors:    []int{http.StatusConflict}},
+		{Method: "GET", Path: "/v1/products/{id}", Handler: a.get, ID: "getProduct", Summary: "One product",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: productevents.Product{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+		{Method: "PATCH", Path: "/v1/products/{id}", Handler: a.patch, ID: "updateProduct",
+			Summary:     "Change a product's name, description or price, or retire it (events product_updated, product_retired)",
+			Description: `{"status":"retired"} retires the product; a retired product can no longer change (409).`,
+			Params:      itemParams{}, Body: patchRequest{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: productevents.Product{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
+	}
+}
+
+// Contract describes catalog.products for its manifests: this API's route
+// table and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "catalog", Name: productevents.Service, Title: "Catalog (catalog.products)",
+		Description: "Adds products, changes their details and price, lists and retires them. Orders and inventory keep read models fed by its events.",
+		Routes:      a.Table(), Events: events}
+}
+
+// rootDoc is the entry point document.
+type rootDoc struct {
+	Service string    `json:"service"`
+	Links   hal.Links `json:"_links"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -93,10 +139,8 @@ func (a *API) root(w http.ResponseWriter, r *http.Request) {
 		Title: "products by status and SKU",
 	})
 	links.SetLink("product", hal.Link{Href: a.render.api.Href("products") + "/{id}", Templated: true})
-	hal.Write(w, r, http.StatusOK, struct {
-		Service string    `json:"service"`
-		Links   hal.Links `json:"_links"`
-	}{productevents.Service, links})
+	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
+	hal.Write(w, r, http.StatusOK, rootDoc{productevents.Service, links})
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {

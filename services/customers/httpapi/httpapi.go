@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -75,14 +76,60 @@ func New(store customer.Store, render Renderer, logger *slog.Logger) *API {
 func (a *API) Routes(health http.Handler) *httpkit.Router {
 	rt := httpkit.NewRouter()
 	rt.Handle("GET /health", health)
-	rt.HandleFunc("GET /v1", a.root)
-	rt.HandleFunc("GET /v1/{$}", a.root)
-	rt.HandleFunc("GET /v1/customers", a.list)
-	rt.HandleFunc("POST /v1/customers", a.register)
-	rt.HandleFunc("GET /v1/customers/{id}", a.get)
-	rt.HandleFunc("PATCH /v1/customers/{id}", a.patch)
-	rt.HandleFunc("DELETE /v1/customers/{id}", a.remove)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/customers.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type listParams struct {
+		contracts.PageParams
+		Email  string `query:"email" description:"only the customer with this email (normalized like at registration)"`
+		Status string `query:"status" enum:"active,suspended" description:"only customers in this status"`
+	}
+	type itemParams struct {
+		contracts.IDParam
+		contracts.IfMatch
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the customers collection",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
+		{Method: "GET", Path: "/v1/customers", Handler: a.list, ID: "listCustomers", Summary: "List customers, filtered by email and status",
+			Params:    listParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[customerevents.Customer]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "POST", Path: "/v1/customers", Handler: a.register, ID: "registerCustomer", Summary: "Register a customer (event customer_registered)",
+			Body:      registerRequest{},
+			Responses: []contracts.Response{{Status: http.StatusCreated, Body: customerevents.Customer{}, Headers: []string{"Location", "ETag"}}},
+			Errors:    []int{http.StatusConflict}},
+		{Method: "GET", Path: "/v1/customers/{id}", Handler: a.get, ID: "getCustomer", Summary: "One customer",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: customerevents.Customer{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+		{Method: "PATCH", Path: "/v1/customers/{id}", Handler: a.patch, ID: "updateCustomer", Summary: "Change a customer's email, name or status (event customer_updated)",
+			Params: itemParams{}, Body: patchRequest{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: customerevents.Customer{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
+		{Method: "DELETE", Path: "/v1/customers/{id}", Handler: a.remove, ID: "removeCustomer", Summary: "Remove a customer (event customer_removed)",
+			Params:    itemParams{},
+			Responses: []contracts.Response{{Status: http.StatusNoContent}},
+			Errors:    []int{http.StatusNotFound, http.StatusPreconditionFailed}},
+	}
+}
+
+// Contract describes crm.customers for its manifests: this API's route
+// table and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "customers", Name: customerevents.Service, Title: "Customers (crm.customers)",
+		Description: "Registers, reads, updates, lists and removes customers. Orders may be placed only for active customers.",
+		Routes:      a.Table(), Events: events}
+}
+
+// rootDoc is the entry point document.
+type rootDoc struct {
+	Service string    `json:"service"`
+	Links   hal.Links `json:"_links"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -94,10 +141,8 @@ func (a *API) root(w http.ResponseWriter, r *http.Request) {
 		Title: "customers by email and status",
 	})
 	links.SetLink("customer", hal.Link{Href: a.render.api.Href("customers") + "/{id}", Templated: true})
-	hal.Write(w, r, http.StatusOK, struct {
-		Service string    `json:"service"`
-		Links   hal.Links `json:"_links"`
-	}{customerevents.Service, links})
+	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
+	hal.Write(w, r, http.StatusOK, rootDoc{customerevents.Service, links})
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -58,17 +59,71 @@ func New(store Store, rs Resources, logger *slog.Logger) *API {
 // Routes returns every route of the API (without middleware and without /health).
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.HandleFunc("GET /v1", a.getRoot)
-	rt.HandleFunc("GET /v1/{$}", a.getRoot)
-	rt.HandleFunc("GET /v1/stock-items", a.listStockItems)
-	rt.HandleFunc("GET /v1/stock-items/{product_id}", a.getStockItem)
-	rt.HandleFunc("POST /v1/stock-items/{product_id}/replenishments", a.postReplenishment)
-	rt.HandleFunc("GET /v1/stock-items/{product_id}/replenishments", a.listProductReplenishments)
-	rt.HandleFunc("GET /v1/replenishments", a.listReplenishments)
-	rt.HandleFunc("GET /v1/replenishments/{id}", a.getReplenishment)
-	rt.HandleFunc("GET /v1/reservations", a.listReservations)
-	rt.HandleFunc("GET /v1/reservations/{order_id}", a.getReservation)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/inventory.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type productParam struct {
+		ProductID string `path:"product_id" description:"the product's id (catalog)"`
+	}
+	type stockListParams struct {
+		contracts.PageParams
+		Status string `query:"status" enum:"active,retired" description:"only stock of products in this status"`
+	}
+	type productReplenishmentsParams struct {
+		productParam
+		contracts.PageParams
+	}
+	type replenishmentListParams struct {
+		contracts.PageParams
+		ProductID string `query:"product_id" description:"only replenishments of this product"`
+	}
+	type reservationListParams struct {
+		contracts.PageParams
+		Status    string `query:"status" enum:"held,rejected,released" description:"only reservations in this status"`
+		ProductID string `query:"product_id" description:"only reservations with a line of this product"`
+	}
+	type orderParam struct {
+		OrderID string `path:"order_id" description:"the order's id (orders): a reservation is identified by its order"`
+	}
+	ok := func(body any, headers ...string) []contracts.Response {
+		return []contracts.Response{{Status: http.StatusOK, Body: body, Headers: headers}}
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to stock items, reservations and replenishments",
+			Responses: ok(Root{})},
+		{Method: "GET", Path: "/v1/stock-items", Handler: a.listStockItems, ID: "listStockItems", Summary: "Stock per product",
+			Params: stockListParams{}, Responses: ok(hal.Collection[stockevents.Stock]{}), Errors: []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/stock-items/{product_id}", Handler: a.getStockItem, ID: "getStockItem", Summary: "The stock of one product",
+			Params: productParam{}, Responses: ok(stockevents.Stock{}, "ETag"), Errors: []int{http.StatusNotFound}},
+		{Method: "POST", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.postReplenishment, ID: "replenishStock",
+			Summary: "Replenish the stock of a product (event stock_replenished)",
+			Params:  productParam{}, Body: replenishmentRequest{},
+			Responses: []contracts.Response{{Status: http.StatusCreated, Body: Replenishment{}, Headers: []string{"Location"}}},
+			Errors:    []int{http.StatusNotFound, http.StatusConflict}},
+		{Method: "GET", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.listProductReplenishments, ID: "listProductReplenishments",
+			Summary: "The replenishments of one product", Params: productReplenishmentsParams{},
+			Responses: ok(hal.Collection[Replenishment]{}), Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+		{Method: "GET", Path: "/v1/replenishments", Handler: a.listReplenishments, ID: "listReplenishments", Summary: "All replenishments",
+			Params: replenishmentListParams{}, Responses: ok(hal.Collection[Replenishment]{}), Errors: []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/replenishments/{id}", Handler: a.getReplenishment, ID: "getReplenishment", Summary: "One replenishment",
+			Params: contracts.IDParam{}, Responses: ok(Replenishment{}), Errors: []int{http.StatusNotFound}},
+		{Method: "GET", Path: "/v1/reservations", Handler: a.listReservations, ID: "listReservations", Summary: "Reservations of stock for orders",
+			Params: reservationListParams{}, Responses: ok(hal.Collection[stockevents.Reservation]{}), Errors: []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/reservations/{order_id}", Handler: a.getReservation, ID: "getReservation", Summary: "The reservation of one order",
+			Params: orderParam{}, Responses: ok(stockevents.Reservation{}), Errors: []int{http.StatusNotFound}},
+	}
+}
+
+// Contract describes logistics.inventory for its manifests: this API's
+// route table and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "inventory", Name: stockevents.Service, Title: "Inventory (logistics.inventory)",
+		Description: "Stock per product, replenished through the API; reserves stock for placed orders (all lines or none, never below zero) and releases it when an order is cancelled.",
+		Routes:      a.Table(), Events: events}
 }
 
 func (a *API) getRoot(w http.ResponseWriter, r *http.Request) {

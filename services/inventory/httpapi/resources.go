@@ -3,6 +3,7 @@ package httpapi
 import (
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
@@ -111,14 +112,15 @@ func (rs Resources) Root() Root {
 	return Root{
 		Service: stockevents.Service,
 		Links: hal.Links{
-			"self":              hal.To(rs.api.Href()),
-			"stock-items":       hal.To(rs.api.Href("stock-items")),
-			"stock-item":        hal.One(hal.Link{Href: rs.api.Href("stock-items") + "/{product_id}", Templated: true}),
-			"reservations":      hal.To(rs.api.Href("reservations")),
-			"reservation":       hal.One(hal.Link{Href: rs.api.Href("reservations") + "/{order_id}", Templated: true}),
-			"replenishments":    hal.To(rs.api.Href("replenishments")),
-			"find-stock-items":  hal.One(hal.Link{Href: rs.api.Href("stock-items") + "{?status,page,size}", Templated: true}),
-			"find-reservations": hal.One(hal.Link{Href: rs.api.Href("reservations") + "{?status,product_id,page,size}", Templated: true}),
+			"self":                 hal.To(rs.api.Href()),
+			"stock-items":          hal.To(rs.api.Href("stock-items")),
+			"stock-item":           hal.One(hal.Link{Href: rs.api.Href("stock-items") + "/{product_id}", Templated: true}),
+			"reservations":         hal.To(rs.api.Href("reservations")),
+			"reservation":          hal.One(hal.Link{Href: rs.api.Href("reservations") + "/{order_id}", Templated: true}),
+			"replenishments":       hal.To(rs.api.Href("replenishments")),
+			"find-stock-items":     hal.One(hal.Link{Href: rs.api.Href("stock-items") + "{?status,page,size}", Templated: true}),
+			"find-reservations":    hal.One(hal.Link{Href: rs.api.Href("reservations") + "{?status,product_id,page,size}", Templated: true}),
+			contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 		},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -57,16 +58,62 @@ func New(store Store, render Renderer, logger *slog.Logger) *API {
 // Routes returns every route of the service. health answers GET /health.
 // Unknown paths get a 404 problem, known paths with another method a 405
 // problem with Allow. The caller wraps the result in httpkit.Stack.
-func (a *API) Routes(health http.Handler) http.Handler {
+func (a *API) Routes(health http.Handler) *httpkit.Router {
 	rt := httpkit.NewRouter()
 	rt.Handle("GET /health", health)
-	rt.HandleFunc("GET /v1", a.index)
-	rt.HandleFunc("GET /v1/{$}", a.index)
-	rt.HandleFunc("POST /v1/orders", a.placeOrder)
-	rt.HandleFunc("GET /v1/orders", a.listOrders)
-	rt.HandleFunc("GET /v1/orders/{id}", a.getOrder)
-	rt.HandleFunc("PATCH /v1/orders/{id}", a.patchOrder)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/orders.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type listParams struct {
+		contracts.PageParams
+		CustomerID string `query:"customer_id" description:"only the orders of this customer"`
+		Status     string `query:"status" enum:"pending,confirmed,cancelled,shipped,delivered" description:"only orders in this status"`
+	}
+	type placeParams struct {
+		IdempotencyKey string `header:"Idempotency-Key" description:"1 to 191 visible ASCII characters; a retried POST with the same key (and body) returns the first answer instead of placing a second order"`
+	}
+	type itemParams struct {
+		contracts.IDParam
+		contracts.IfMatch
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.index, ID: "getRoot", Summary: "Entry point: links to the orders collection",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
+		{Method: "POST", Path: "/v1/orders", Handler: a.placeOrder, ID: "placeOrder", Summary: "Place an order (event order_placed); status pending",
+			Description: "The customer must be known and active, every product known, active and priced (from read models fed by customer and product events).",
+			Params:      placeParams{}, Body: placeRequest{},
+			Responses: []contracts.Response{{Status: http.StatusCreated, Body: orderevents.Order{}, Headers: []string{"Location", "ETag", "Idempotent-Replayed"}}}},
+		{Method: "GET", Path: "/v1/orders", Handler: a.listOrders, ID: "listOrders", Summary: "List orders, newest first, filtered by customer and status",
+			Params:    listParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[orderevents.Order]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/orders/{id}", Handler: a.getOrder, ID: "getOrder", Summary: "One order",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+		{Method: "PATCH", Path: "/v1/orders/{id}", Handler: a.patchOrder, ID: "cancelOrder", Summary: `Cancel an order: {"status":"cancelled"} (event order_cancelled)`,
+			Description: "The only change a client may make; 409 once the order is dispatched, delivered or already cancelled.",
+			Params:      itemParams{}, Body: patchRequest{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
+	}
+}
+
+// Contract describes sales.orders for its manifests: this API's route table
+// and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "orders", Name: orderevents.Service, Title: "Orders (sales.orders)",
+		Description: "Places, reads, lists and cancels orders; the order's status follows the saga (stock, payment, shipment events).",
+		Routes:      a.Table(), Events: events}
+}
+
+// rootDoc is the entry point document.
+type rootDoc struct {
+	Links hal.Links `json:"_links"`
 }
 
 // index is the API's entry point: a HAL document linking the collection.
@@ -79,9 +126,8 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 		Templated: true,
 		Title:     "orders by customer and status",
 	})
-	hal.Write(w, r, http.StatusOK, struct {
-		Links hal.Links `json:"_links"`
-	}{links})
+	links.Set(contracts.ContractsRel, a.render.orders.Href("contracts"))
+	hal.Write(w, r, http.StatusOK, rootDoc{links})
 }
 
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -66,10 +67,11 @@ type Root struct {
 
 func (rs Resources) root() Root {
 	return Root{Service: paymentevents.Service, Links: hal.Links{
-		"self":          hal.To(rs.api.Href()),
-		"payments":      hal.To(rs.api.Href("payments")),
-		"payment":       hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
-		"find-payments": hal.One(hal.Link{Href: rs.api.Href("payments") + "{?order_id,status,page,size}", Templated: true}),
+		"self":                 hal.To(rs.api.Href()),
+		"payments":             hal.To(rs.api.Href("payments")),
+		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
+		"find-payments":        hal.One(hal.Link{Href: rs.api.Href("payments") + "{?order_id,status,page,size}", Templated: true}),
+		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
 
@@ -91,11 +93,38 @@ func New(store Store, rs Resources, logger *slog.Logger) *API {
 // Routes returns every route of the API (without middleware and without /health).
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.HandleFunc("GET /v1", a.getRoot)
-	rt.HandleFunc("GET /v1/{$}", a.getRoot)
-	rt.HandleFunc("GET /v1/payments", a.listPayments)
-	rt.HandleFunc("GET /v1/payments/{id}", a.getPayment)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/payments.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type listParams struct {
+		contracts.PageParams
+		OrderID string `query:"order_id" description:"only the payments of this order"`
+		Status  string `query:"status" enum:"captured,declined,refunded" description:"only payments in this status"`
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the payments collection",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
+		{Method: "GET", Path: "/v1/payments", Handler: a.listPayments, ID: "listPayments", Summary: "Payments, filtered by order and status",
+			Params:    listParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[paymentevents.Payment]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/payments/{id}", Handler: a.getPayment, ID: "getPayment", Summary: "One payment",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: paymentevents.Payment{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+	}
+}
+
+// Contract describes finance.payments for its manifests: this API's route
+// table and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "payments", Name: paymentevents.Service, Title: "Payments (finance.payments)",
+		Description: "Charges an order once its stock is reserved, through a simulated provider (payment_token tok_decline is always declined), and refunds a captured payment exactly once when the order is cancelled.",
+		Routes:      a.Table(), Events: events}
 }
 
 func (a *API) getRoot(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -67,10 +68,11 @@ type Root struct {
 
 func (rs Resources) root() Root {
 	return Root{Service: shipmentevents.Service, Links: hal.Links{
-		"self":           hal.To(rs.api.Href()),
-		"shipments":      hal.To(rs.api.Href("shipments")),
-		"shipment":       hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
-		"find-shipments": hal.One(hal.Link{Href: rs.api.Href("shipments") + "{?order_id,status,page,size}", Templated: true}),
+		"self":                 hal.To(rs.api.Href()),
+		"shipments":            hal.To(rs.api.Href("shipments")),
+		"shipment":             hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
+		"find-shipments":       hal.One(hal.Link{Href: rs.api.Href("shipments") + "{?order_id,status,page,size}", Templated: true}),
+		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
 
@@ -92,12 +94,48 @@ func New(store Store, rs Resources, logger *slog.Logger) *API {
 // Routes returns every route of the API (without middleware and without /health).
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.HandleFunc("GET /v1", a.getRoot)
-	rt.HandleFunc("GET /v1/{$}", a.getRoot)
-	rt.HandleFunc("GET /v1/shipments", a.listShipments)
-	rt.HandleFunc("GET /v1/shipments/{id}", a.getShipment)
-	rt.HandleFunc("PATCH /v1/shipments/{id}", a.patchShipment)
+	contracts.HandleRoutes(rt, a.Table())
 	return rt
+}
+
+// Table is the route table of the API (all but /health): what the router
+// serves and what contracts/openapi/shipping.yaml is generated from.
+func (a *API) Table() []contracts.Route {
+	type listParams struct {
+		contracts.PageParams
+		OrderID string `query:"order_id" description:"only the shipment of this order"`
+		Status  string `query:"status" enum:"scheduled,dispatched,delivered,cancelled" description:"only shipments in this status"`
+	}
+	type itemParams struct {
+		contracts.IDParam
+		contracts.IfMatch
+	}
+	return []contracts.Route{
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the shipments collection",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
+		{Method: "GET", Path: "/v1/shipments", Handler: a.listShipments, ID: "listShipments", Summary: "Shipments, filtered by order and status",
+			Params:    listParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[shipmentevents.Shipment]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/shipments/{id}", Handler: a.getShipment, ID: "getShipment", Summary: "One shipment",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: shipmentevents.Shipment{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+		{Method: "PATCH", Path: "/v1/shipments/{id}", Handler: a.patchShipment, ID: "updateShipment",
+			Summary:     `Dispatch or deliver a shipment: {"status":"dispatched"} then {"status":"delivered"} (events shipment_dispatched, shipment_delivered)`,
+			Description: "409 for a transition the shipment's status does not allow.",
+			Params:      itemParams{}, Body: patchRequest{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: shipmentevents.Shipment{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
+	}
+}
+
+// Contract describes logistics.shipments for its manifests: this API's
+// route table and the event types registered on events (the bus).
+func (a *API) Contract(events contracts.Events) contracts.Service {
+	return contracts.Service{Dir: "shipping", Name: shipmentevents.Service, Title: "Shipping (logistics.shipments)",
+		Description: "Schedules a shipment for every confirmed order, cancels it when the order is cancelled first; the API dispatches and delivers it.",
+		Routes:      a.Table(), Events: events}
 }
 
 func (a *API) getRoot(w http.ResponseWriter, r *http.Request) {
