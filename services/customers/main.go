@@ -25,6 +25,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/internal/profiling"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/customers/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/customers/mysql"
@@ -47,6 +48,7 @@ type Config struct {
 	MySQLDSN      string             // MYSQL_DSN, required
 	PublicBaseURL string             // PUBLIC_BASE_URL, default http://127.0.0.1:8080 (the gateway)
 	QueueType     eventbus.QueueType // QUEUE_TYPE, classic (default) or quorum
+	PprofAddr     string             // PPROF_ADDR: if set, Go profiles (net/http/pprof) on this loopback address; off by default
 	ShutdownGrace time.Duration      // how long in-flight requests may take at shutdown: 10s
 }
 
@@ -54,6 +56,7 @@ type Config struct {
 func configFrom(getenv func(string) string) Config {
 	c := Config{
 		HTTPAddr:      getenv("HTTP_ADDR"),
+		PprofAddr:     getenv("PPROF_ADDR"),
 		AMQPURL:       getenv("AMQP_URL"),
 		MySQLDSN:      getenv("MYSQL_DSN"),
 		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
@@ -102,6 +105,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", customerevents.Service)
+	if cfg.PprofAddr != "" {
+		prof, err := profiling.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
 
 	db, err := mysqldb.Open(ctx, cfg.MySQLDSN)
 	if err != nil {

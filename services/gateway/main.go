@@ -24,6 +24,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/profiling"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -55,12 +56,14 @@ type Config struct {
 	HTTPAddr      string            // HTTP_ADDR, default 127.0.0.1:8080
 	PublicBaseURL string            // PUBLIC_BASE_URL, default http://127.0.0.1:8080
 	Upstreams     map[string]string // dir -> UPSTREAM_<DIR>, default http://127.0.0.1:<port>
+	PprofAddr     string            // PPROF_ADDR: if set, Go profiles (net/http/pprof) on this loopback address; off by default
 	ShutdownGrace time.Duration     // in-flight requests at shutdown: 10s
 }
 
 func configFrom(getenv func(string) string) Config {
 	c := Config{
 		HTTPAddr:      getenv("HTTP_ADDR"),
+		PprofAddr:     getenv("PPROF_ADDR"),
 		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
 		Upstreams:     map[string]string{},
 		ShutdownGrace: 10 * time.Second,
@@ -106,6 +109,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("config: %w", err)
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "gateway")
+	if cfg.PprofAddr != "" {
+		prof, err := profiling.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
 	base, _ := hal.NewBase(cfg.PublicBaseURL) // checked by Validate
 	pcfg := proxy.Config{Base: base, Logger: logger}
 	for _, s := range services {

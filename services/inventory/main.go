@@ -26,6 +26,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/internal/profiling"
 	"github.com/sagittarius-a/sagittarius/services/inventory/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/inventory/httpapi"
 	invmysql "github.com/sagittarius-a/sagittarius/services/inventory/mysql"
@@ -48,12 +49,14 @@ type config struct {
 	MySQLDSN      string
 	PublicBaseURL string
 	QueueType     eventbus.QueueType
+	PprofAddr     string // PPROF_ADDR: if set, Go profiles (net/http/pprof) on this loopback address; off by default
 	ShutdownGrace time.Duration
 }
 
 func configFrom(getenv func(string) string) config {
 	c := config{
 		HTTPAddr:      getenv("HTTP_ADDR"),
+		PprofAddr:     getenv("PPROF_ADDR"),
 		AMQPURL:       getenv("AMQP_URL"),
 		MySQLDSN:      getenv("MYSQL_DSN"),
 		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
@@ -102,6 +105,13 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	cfg := configFrom(getenv)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.PprofAddr != "" {
+		prof, err := profiling.Start(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
 	}
 	public, _ := hal.NewBase(cfg.PublicBaseURL)
 
