@@ -51,10 +51,17 @@ func openAPI(s Service) ([]byte, error) {
 	spec.Info.WithDescription(infoDescription(s))
 	spec.Info.WithContact(openapi3.Contact{Name: &contact.Name, URL: &contact.URL, Email: &contact.Email})
 	spec.Info.WithLicense(openapi3.License{Name: license.Name})
-	spec.Servers = []openapi3.Server{{URL: "/" + s.Dir}}
-	spec.Servers[0].WithDescription("the API gateway, which serves this API under /" + s.Dir)
+	spec.Servers = []openapi3.Server{{URL: s.prefix()}}
+	if s.prefix() == "/" {
+		spec.Servers[0].WithDescription("the API gateway")
+	} else {
+		spec.Servers[0].WithDescription("the API gateway, which serves this API under " + s.prefix())
+	}
 
-	routes := append(append([]Route{}, s.Routes...), contractRoutes(s, nil)...)
+	routes := append([]Route{}, s.Routes...)
+	if !s.OmitContractRoutes {
+		routes = append(routes, contractRoutes(s, nil)...)
+	}
 	tags := map[string]bool{}
 	for _, rt := range routes {
 		tag := rt.Tag
@@ -75,7 +82,7 @@ func openAPI(s Service) ([]byte, error) {
 		spec.Tags = append(spec.Tags, openapi3.Tag{Name: t})
 	}
 	addProblemResponses(spec, routes)
-	if err := addExamples(spec, routes, "http://127.0.0.1:8080/"+s.Dir+"/v1"); err != nil {
+	if err := addExamples(spec, routes, "http://127.0.0.1:8080"+strings.TrimSuffix(s.prefix(), "/")+"/v1"); err != nil {
 		return nil, err
 	}
 	return json.MarshalIndent(spec, "", "  ")

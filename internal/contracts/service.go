@@ -32,6 +32,21 @@ type Service struct {
 	// Events is the service's bus; nil for a process without one: it then
 	// has no AsyncAPI manifest.
 	Events Events
+	// Prefix is where the gateway serves this API: default "/" + Dir; "/"
+	// for the gateway itself.
+	Prefix string
+	// OmitContractRoutes leaves the routes of ContractsPath out of the
+	// OpenAPI manifest, for a process that does not Mount them (the gateway:
+	// the portal serves its manifest).
+	OmitContractRoutes bool
+}
+
+// prefix returns where the gateway serves s's API.
+func (s Service) prefix() string {
+	if s.Prefix != "" {
+		return s.Prefix
+	}
+	return "/" + s.Dir
 }
 
 // Manifests are the generated contract documents of one service, as

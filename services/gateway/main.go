@@ -22,8 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	manifests "github.com/sagittarius-a/sagittarius/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
@@ -117,7 +119,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer prof.Close()
 	}
 	base, _ := hal.NewBase(cfg.PublicBaseURL) // checked by Validate
-	pcfg := proxy.Config{Base: base, Logger: logger}
+	docs, err := portal.New(manifests.FS, "/docs")
+	if err != nil {
+		return err
+	}
+	pcfg := proxy.Config{Base: base, Logger: logger, Docs: docs}
 	for _, s := range services {
 		u, _ := url.Parse(cfg.Upstreams[s.dir]) // checked by Validate
 		pcfg.Upstreams = append(pcfg.Upstreams, proxy.Upstream{Dir: s.dir, Name: s.name, URL: u})

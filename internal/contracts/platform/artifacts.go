@@ -16,6 +16,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/catalog"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/lint"
+	"github.com/sagittarius-a/sagittarius/internal/portal"
 )
 
 // Files are generated files by path relative to the repository root
@@ -262,11 +263,23 @@ func gitShow(root, ref, p string) ([]byte, error) {
 }
 
 // Generate generates every file the contracts command commits: the
-// manifests of every service.
+// manifests of every service, and the documentation generated from them,
+// docs/choreography.svg (the choreography map) and docs/events.md (the
+// event catalog).
 func Generate() (Files, error) {
 	services, err := Services()
 	if err != nil {
 		return nil, err
 	}
-	return Manifests(services)
+	files, err := Manifests(services)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Catalog(files)
+	if err != nil {
+		return nil, err
+	}
+	files["docs/choreography.svg"] = portal.Map(c)
+	files["docs/events.md"] = portal.EventsMarkdown(c)
+	return files, nil
 }

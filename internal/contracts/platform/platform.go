@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
@@ -27,6 +28,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	customersapi "github.com/sagittarius-a/sagittarius/services/customers/httpapi"
 	customersdb "github.com/sagittarius-a/sagittarius/services/customers/mysql"
+	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 	inventoryevents "github.com/sagittarius-a/sagittarius/services/inventory/eventapi"
 	inventoryapi "github.com/sagittarius-a/sagittarius/services/inventory/httpapi"
 	inventorydb "github.com/sagittarius-a/sagittarius/services/inventory/mysql"
@@ -78,7 +80,7 @@ func (d deps) bus(service string, published []eventbus.EventInfoer) (*eventbus.B
 // a contract, in the order of scripts/services.conf.
 func Services() ([]contracts.Service, error) {
 	d := newDeps()
-	builders := []func(deps) (contracts.Service, error){customers, products, orders, inventory, payments, shipping}
+	builders := []func(deps) (contracts.Service, error){customers, products, orders, inventory, payments, shipping, gateway}
 	out := make([]contracts.Service, 0, len(builders))
 	for _, build := range builders {
 		s, err := build(d)
@@ -178,4 +180,13 @@ func shipping(d deps) (contracts.Service, error) {
 		return contracts.Service{}, err
 	}
 	return shippingapi.New(store, resources, d.logger).Contract(bus), nil
+}
+
+func gateway(d deps) (contracts.Service, error) {
+	u, _ := url.Parse("http://127.0.0.1:1")
+	g, err := proxy.New(proxy.Config{Base: base, Logger: d.logger, Upstreams: []proxy.Upstream{{Dir: "orders", Name: orderevents.Service, URL: u}}})
+	if err != nil {
+		return contracts.Service{}, err
+	}
+	return g.Contract(), nil
 }

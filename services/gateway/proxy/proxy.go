@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
@@ -59,13 +60,17 @@ type Config struct {
 	ResponseTimeout time.Duration
 	// Logger receives upstream failures. Default slog.Default().
 	Logger *slog.Logger
+	// Docs, when set, serves the developer portal at /docs and /docs/...
+	// (internal/portal); the root links it (rel docs).
+	Docs http.Handler
 }
 
 // Gateway is the http.Handler of the gateway. It is safe for concurrent use.
 type Gateway struct {
 	cfg     Config
 	proxies map[string]*httputil.ReverseProxy
-	client  *http.Client // for health checks
+	client  *http.Client            // for health checks
+	own     map[string]http.Handler // the gateway's own routes (Table) by path
 }
 
 // New validates cfg and returns the gateway.
@@ -107,7 +112,54 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		g.proxies[u.Dir] = g.newProxy(u, transport)
 	}
+	g.own = map[string]http.Handler{}
+	for _, rt := range g.Table() {
+		g.own[rt.Path] = rt.Handler // root and health check the method themselves
+	}
 	return g, nil
+}
+
+// Table is the route table of the gateway's own routes (not the proxied
+// APIs, which each service documents): what ServeHTTP serves and what
+// contracts/openapi/gateway.yaml is generated from.
+func (g *Gateway) Table() []contracts.Route {
+	return []contracts.Route{
+		{Method: http.MethodGet, Path: "/", Handler: g.root, ID: "getRoot", Tag: "root",
+			Summary:     "The API's entry point: links to every service's API (rel = its prefix) and to the developer portal",
+			Description: "Every service's API is proxied under its prefix: /customers, /catalog, /orders, /inventory, /payments, /shipping; see their own manifests. An upstream that is down gives 503, one that times out 504, any other transport failure 502 (problem+json).",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}, Example: Root{
+				Name: "Sagittarius", Services: []string{"crm.customers", "sales.orders"},
+				Links: hal.Links{
+					"self":      hal.To("http://127.0.0.1:8080/"),
+					"customers": hal.One(hal.Link{Href: "http://127.0.0.1:8080/customers/v1", Title: "crm.customers"}),
+					"orders":    hal.One(hal.Link{Href: "http://127.0.0.1:8080/orders/v1", Title: "sales.orders"}),
+					"docs":      hal.One(hal.Link{Href: "http://127.0.0.1:8080/docs/", Type: "text/html", Title: "developer portal"}),
+				}}}}},
+		{Method: http.MethodGet, Path: "/health", Handler: g.health, ID: "getHealth", Tag: "health",
+			Summary:   "200 when every upstream's /health answers 200, else 503 naming the failing ones",
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: Health{}, ContentType: "application/json"}},
+			Errors:    []int{http.StatusServiceUnavailable}},
+	}
+}
+
+// Contract describes the gateway for its OpenAPI manifest (it has no bus).
+func (g *Gateway) Contract() contracts.Service {
+	return contracts.Service{Dir: "gateway", Name: "gateway", Title: "API gateway",
+		Description: "The single entry point for API consumers: the HAL root, the aggregated health check, and every service's API under its prefix. It adds X-Request-Id and traceparent and keeps every link pointing at itself.",
+		Routes:      g.Table(), Prefix: "/", OmitContractRoutes: true}
+}
+
+// Root is the document at /.
+type Root struct {
+	Name     string    `json:"name"`
+	Services []string  `json:"services"`
+	Links    hal.Links `json:"_links"`
+}
+
+// Health is the answer of /health when every upstream is healthy.
+type Health struct {
+	Status    string            `json:"status" enum:"ok"`
+	Upstreams map[string]string `json:"upstreams"`
 }
 
 func validDir(d string) bool {
@@ -124,17 +176,12 @@ func validDir(d string) bool {
 
 // ServeHTTP routes r to the root, the health check or an upstream.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/":
-		g.root(w, r)
+	if h, ok := g.own[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
 		return
-	case "/health":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			problem.Write(w, r, problem.MethodNotAllowed(r.Method))
-			return
-		}
-		g.health(w, r)
+	}
+	if g.cfg.Docs != nil && (r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/")) {
+		g.cfg.Docs.ServeHTTP(w, r)
 		return
 	}
 	dir, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -159,15 +206,19 @@ func (g *Gateway) root(w http.ResponseWriter, r *http.Request) {
 		links.SetLink(u.Dir, hal.Link{Href: g.cfg.Base.Href(u.Dir, "v1"), Title: u.Name})
 		names = append(names, u.Name)
 	}
-	hal.Write(w, r, http.StatusOK, struct {
-		Name     string    `json:"name"`
-		Services []string  `json:"services"`
-		Links    hal.Links `json:"_links"`
-	}{"Sagittarius", names, links})
+	if g.cfg.Docs != nil {
+		links.SetLink("docs", hal.Link{Href: g.cfg.Base.Href("docs") + "/", Type: "text/html", Title: "developer portal: API reference, event catalog, choreography map"})
+	}
+	hal.Write(w, r, http.StatusOK, Root{"Sagittarius", names, links})
 }
 
 // health asks every upstream's /health concurrently.
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		problem.Write(w, r, problem.MethodNotAllowed(r.Method))
+		return
+	}
 	var (
 		mu      sync.Mutex
 		wg      sync.WaitGroup
