@@ -88,7 +88,7 @@ func Map(c *catalog.Catalog) []byte {
 	for _, r := range rows {
 		cy := r.y + 10
 		if g, ok := groups[r.e.Publisher]; ok {
-			py := (g[0] + g[1]) / 2 + 10
+			py := (g[0]+g[1])/2 + 10
 			fmt.Fprintf(&b, `<path d="M %d %d C %d %d, %d %d, %d %d" fill="none" stroke="%s" stroke-width="1.5" opacity="0.8"/>`+"\n",
 				20+serviceWidth, py, 20+serviceWidth+80, py, eventX-80, cy, eventX, cy, colour[r.e.Publisher])
 		}
