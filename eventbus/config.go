@@ -31,7 +31,10 @@ type Config struct {
 	QueueType QueueType
 	// Prefetch is how many unacknowledged deliveries the broker sends ahead. Default 200.
 	Prefetch int
-	// Concurrency is how many handlers run at once. Default 16.
+	// Concurrency is how many handlers run at once. Default 16. With more
+	// than one, events are handled in parallel and so not necessarily in the
+	// order they were published: handlers must tolerate that (they must
+	// already tolerate redeliveries and retries, which reorder too).
 	Concurrency int
 	// MaxAttempts is how many times a failing handler runs before its message
 	// goes to the dead-letter queue. Default 5.
