@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"mime"
 	"net/http"
 	"os"
@@ -62,17 +63,24 @@ type pathOp struct {
 
 // Load reads and compiles every manifest under root/contracts.
 func Load(root string) (*Contracts, error) {
+	return LoadFS(os.DirFS(filepath.Join(root, "contracts")))
+}
+
+// LoadFS reads and compiles the manifests in fsys: openapi/<dir>.yaml and
+// asyncapi/<dir>.yaml (the layout of contracts/, and of the embedded
+// github.com/sagittarius-a/sagittarius/contracts.FS).
+func LoadFS(fsys fs.FS) (*Contracts, error) {
 	c := &Contracts{apis: map[string]*api{}, events: map[string]*jsonschema.Schema{}, seen: map[string]int{}}
 	comp := jsonschema.NewCompiler()
 	comp.DefaultDraft(jsonschema.Draft7)
 	comp.AssertFormat()
 
-	files, err := filepath.Glob(filepath.Join(root, "contracts", "openapi", "*.yaml"))
+	files, err := fs.Glob(fsys, "openapi/*.yaml")
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
+		raw, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			return nil, err
 		}
@@ -82,12 +90,12 @@ func Load(root string) (*Contracts, error) {
 		}
 		c.apis[a.dir] = a
 	}
-	files, err = filepath.Glob(filepath.Join(root, "contracts", "asyncapi", "*.yaml"))
+	files, err = fs.Glob(fsys, "asyncapi/*.yaml")
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
+		raw, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +109,7 @@ func Load(root string) (*Contracts, error) {
 		}
 	}
 	if len(c.apis) == 0 {
-		return nil, fmt.Errorf("contracttest: no manifests under %s/contracts", root)
+		return nil, fmt.Errorf("contracttest: no openapi/*.yaml manifests")
 	}
 	return c, nil
 }
