@@ -331,4 +331,3 @@ func fetch(ctx context.Context, c *http.Client, u string) (int, string, []byte, 
 	mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type"))
 	return res.StatusCode, mt, body, nil
 }
-
