@@ -86,6 +86,7 @@ func testFollowLinks(t *testing.T, c *Cluster) {
 type halLink struct {
 	Href      string `json:"href"`
 	Templated bool   `json:"templated"`
+	Type      string `json:"type"` // a link to something that is not a HAL resource (the portal, a manifest) says so
 }
 
 // linksOf decodes the _links of a HAL document: rel -> links (a single link
@@ -116,7 +117,7 @@ func allHrefs(doc map[string]json.RawMessage) []string {
 	var out []string
 	for _, ls := range linksOf(doc) {
 		for _, l := range ls {
-			if !l.Templated && l.Href != "" {
+			if !l.Templated && l.Href != "" && (l.Type == "" || l.Type == "application/hal+json") {
 				out = append(out, l.Href)
 			}
 		}

@@ -39,6 +39,7 @@ func randomID() string {
 func TestEndToEnd(t *testing.T) {
 	c := startCluster(t)
 	spy := startSpy(t, c)
+	audit := startAudit(t, c)
 	t.Run("saga", func(t *testing.T) {
 		t.Run("confirmed, shipped, delivered", func(t *testing.T) { t.Parallel(); testDelivered(t, c) })
 		t.Run("out of stock", func(t *testing.T) { t.Parallel(); testOutOfStock(t, c) })
@@ -53,6 +54,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Run("every kind of resource reachable from the gateway root", func(t *testing.T) { testFollowLinks(t, c) })
 	t.Run("every event delivered twice changes nothing twice", func(t *testing.T) { testRedelivery(t, c, spy) })
+	t.Run("contracts and conformance", func(t *testing.T) { testConformance(t, c, audit) })
 }
 
 // newCustomer registers a customer through the gateway.

@@ -134,6 +134,9 @@ func TestUndocumentedStatusAndOperationFail(t *testing.T) {
 	if err := c.CheckResponse("GET", "/widgets/v1/gizmos", 200, h, problem); err == nil {
 		t.Error("undocumented operation passed")
 	}
+	if err := c.CheckResponse("GET", "/widgets/v1/gizmos", 404, h, []byte(`{"type":"about:blank","title":"Not Found","status":404}`)); err != nil {
+		t.Errorf("the router's 404 problem for an unknown path: %v", err)
+	}
 	if err := c.CheckResponse("GET", "/widgets/v1/widgets/x", 404, http.Header{"Content-Type": {"text/plain"}}, []byte("no")); err == nil {
 		t.Error("a text/plain error passed")
 	}
