@@ -4,7 +4,8 @@
 //
 //   node contracts/validate-asyncapi.cjs contracts/asyncapi/*.yaml
 //
-// Prints one line per diagnostic and "ok <file>" per valid document. Exits 1
+// Prints one line per error or warning (every diagnostic with ASYNCAPI_VERBOSE=1)
+// and "ok <file>" per valid document. Exits 1
 // when a document has an error or a warning (the generated manifests are
 // expected to have neither), 2 on bad usage.
 'use strict';
@@ -25,7 +26,10 @@ async function main(files) {
     const serious = diagnostics.filter(
       (d) => d.severity === DiagnosticSeverity.Error || d.severity === DiagnosticSeverity.Warning,
     );
-    for (const d of diagnostics) {
+    // Errors and warnings fail; information and hints (such as "AsyncAPI 3.1.0 exists")
+    // are printed only with ASYNCAPI_VERBOSE=1.
+    const shown = process.env.ASYNCAPI_VERBOSE === '1' ? diagnostics : serious;
+    for (const d of shown) {
       const level = ['error', 'warning', 'info', 'hint'][d.severity] || String(d.severity);
       const where = d.path && d.path.length ? d.path.join('.') : '(document)';
       console.log(`${level} ${file} ${where}: ${d.message} [${d.code}]`);
