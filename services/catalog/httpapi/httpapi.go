@@ -25,6 +25,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/catalog/product"
 	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
@@ -266,6 +267,9 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		return problem.Conflict("the product is retired and can no longer change")
 	case errors.Is(err, product.ErrStale):
 		return problem.PreconditionFailed("the product has changed since you read it; GET it again for the current ETag")
+	case mysqldb.IsUnavailable(err):
+		// The database is down or restarting: the request may succeed later.
+		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 	case errors.Is(err, context.Canceled):
 		return problem.New(http.StatusServiceUnavailable, "request cancelled")
 	default:

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
@@ -168,6 +170,8 @@ func TestRoutes(t *testing.T) {
 			wantStatus: 409, wantIn: "state-conflict"},
 		{name: "store failure is a 500 without detail", method: "GET", path: "/v1/stock-items/p1", fail: errors.New("db on fire"),
 			wantStatus: 500, wantType: "application/problem+json"},
+		{name: "database down is a 503", method: "GET", path: "/v1/stock-items/p1", fail: fmt.Errorf("stock items: begin: %w", mysql.ErrInvalidConn),
+			wantStatus: 503, wantType: "application/problem+json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
@@ -233,6 +234,9 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.New(http.StatusUnprocessableEntity, "this Idempotency-Key was already used with a different request body")
 		p.Type = "urn:sagittarius:problem:idempotency-key-reused"
 		return p
+	case mysqldb.IsUnavailable(err):
+		// The database is down or restarting: the request may succeed later.
+		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
 		return problem.New(http.StatusServiceUnavailable, "request cancelled")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -83,6 +85,7 @@ func TestRoutes(t *testing.T) {
 		{name: "delete", method: "DELETE", path: "/v1/payments/pay-1", wantStatus: 405},
 		{name: "no path", method: "GET", path: "/v1/refunds", wantStatus: 404},
 		{name: "store failure", method: "GET", path: "/v1/payments", fail: errors.New("secret db detail"), wantStatus: 500},
+		{name: "database down", method: "GET", path: "/v1/payments", fail: fmt.Errorf("payments: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), wantStatus: 503},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

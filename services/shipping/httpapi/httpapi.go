@@ -22,6 +22,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipment"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
@@ -280,6 +281,9 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
+	case mysqldb.IsUnavailable(err):
+		// The database is down or restarting: the request may succeed later.
+		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
 	case errors.Is(err, context.Canceled):
 		p := problem.New(499, "the client closed the request")
 		p.Title = "Client Closed Request"

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -127,6 +129,8 @@ func TestRoutes(t *testing.T) {
 		{name: "unknown shipment", method: "PATCH", path: "/v1/shipments/s9", contentType: ct, body: `{"status":"dispatched"}`, wantStatus: 404},
 		{name: "store failure", method: "PATCH", path: "/v1/shipments/s1", contentType: ct, body: `{"status":"dispatched"}`,
 			fail: errors.New("secret"), wantStatus: 500},
+		{name: "database down", method: "PATCH", path: "/v1/shipments/s1", contentType: ct, body: `{"status":"dispatched"}`,
+			fail: fmt.Errorf("shipments: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), wantStatus: 503},
 	}
 	logger := slog.New(slog.DiscardHandler)
 	for _, tt := range tests {
