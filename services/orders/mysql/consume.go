@@ -67,6 +67,15 @@ func (s *Store) Subscribe(b *eventbus.Bus) error {
 			}),
 		eventbus.HandleTx(b, s.db, shipmentevents.ShipmentDelivered,
 			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[shipmentevents.Shipment]) error {
+				// A delivered shipment was dispatched. When shipment_delivered
+				// overtakes shipment_dispatched (a retried one, say), the order
+				// is shipped first, so that order_shipped is never skipped; the
+				// late dispatch then changes nothing.
+				if err := s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
+					return o.Ship(ev.Entity.ID, now)
+				}); err != nil {
+					return err
+				}
 				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
 					return o.Deliver(ev.Entity.ID, now)
 				})

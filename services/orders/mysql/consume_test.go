@@ -175,3 +175,57 @@ func TestHandlersOverTheBus(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveredBeforeDispatched delivers shipment_delivered before
+// shipment_dispatched (as a retried dispatch can arrive late): the order
+// still announces order_shipped, then order_delivered, each once, and the
+// late dispatch changes nothing.
+func TestDeliveredBeforeDispatched(t *testing.T) {
+	url, vhost := testinfra.NewVhost(t)
+	testinfra.DeclareExchange(t, vhost)
+	s := newStore(t)
+	orders := runBus(t, url, orderevents.Service, orderevents.All, s.Subscribe)
+	crm := runBus(t, url, customerevents.Service, customerevents.All, nil)
+	catalog := runBus(t, url, productevents.Service, productevents.All, nil)
+	payments := runBus(t, url, paymentevents.Service, paymentevents.All, nil)
+	shipping := runBus(t, url, shipmentevents.Service, shipmentevents.All, nil)
+	ctx := context.Background()
+	handled := func(n uint64) {
+		t.Helper()
+		eventually(t, 10*time.Second, "deliveries handled", func() bool { return orders.Stats().Handled >= n })
+	}
+
+	publish(t, crm, customerevents.CustomerRegistered, customerevents.Customer{ID: "c-late", Status: "active", Version: 1})
+	publish(t, catalog, productevents.ProductAdded, productevents.Product{ID: "p-late", Name: "Late", Status: "active",
+		Price: productevents.Money{Amount: 100, Currency: "EUR"}, Version: 1})
+	handled(2)
+	placed, _, err := s.PlaceOrder(ctx, input("c-late", order.LineInput{ProductID: "p-late", Quantity: 1}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ship := shipmentevents.Shipment{ID: "s-late", OrderID: placed.ID}
+	publish(t, payments, paymentevents.PaymentCaptured, paymentevents.Payment{ID: "pay-late", OrderID: placed.ID, Status: "captured"})
+	handled(3)
+	publish(t, shipping, shipmentevents.ShipmentScheduled, ship)
+	handled(4)
+	publish(t, shipping, shipmentevents.ShipmentDelivered, ship)
+	handled(5)
+	publish(t, shipping, shipmentevents.ShipmentDispatched, ship)
+	handled(6)
+
+	o, err := s.Order(ctx, placed.ID)
+	if err != nil || o.Status != order.StatusDelivered || o.ShipmentID != "s-late" {
+		t.Fatalf("order: %+v %v; want delivered with shipment s-late", o, err)
+	}
+	types, _ := outbox(t, s)
+	count := map[string]int{}
+	for _, ty := range types {
+		count[ty]++
+	}
+	for ty, n := range map[string]int{"sales.orders.order_placed": 1, "sales.orders.order_confirmed": 1,
+		"sales.orders.order_shipped": 1, "sales.orders.order_delivered": 1} {
+		if count[ty] != n {
+			t.Errorf("%d %s in the outbox, want %d (all: %v)", count[ty], ty, n, count)
+		}
+	}
+}
