@@ -3,7 +3,8 @@
 // through its HAL API.
 //
 // Environment: HTTP_ADDR (default 127.0.0.1:8085), AMQP_URL, MYSQL_DSN (required), PUBLIC_BASE_URL
-// (default http://127.0.0.1:8080), QUEUE_TYPE (classic or quorum, default classic).
+// (default http://127.0.0.1:8080), QUEUE_TYPE (classic or quorum, default classic). FAULT_INJECT is
+// for fault tests only (see faults.go).
 package main
 
 import (
@@ -31,6 +32,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/payments/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/payments/httpapi"
 	paymysql "github.com/sagittarius-a/sagittarius/services/payments/mysql"
+	"github.com/sagittarius-a/sagittarius/services/payments/payment"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/simulator"
 )
@@ -52,6 +54,7 @@ type config struct {
 	PublicBaseURL string
 	QueueType     eventbus.QueueType
 	PprofAddr     string // PPROF_ADDR: if set, Go profiles (net/http/pprof) on this loopback address; off by default
+	FaultInject   string // FAULT_INJECT: test-only faults of the payment provider (faults.go); unset in production
 	ShutdownGrace time.Duration
 }
 
@@ -59,6 +62,7 @@ func configFrom(getenv func(string) string) config {
 	c := config{
 		HTTPAddr:      getenv("HTTP_ADDR"),
 		PprofAddr:     getenv("PPROF_ADDR"),
+		FaultInject:   getenv("FAULT_INJECT"),
 		AMQPURL:       getenv("AMQP_URL"),
 		MySQLDSN:      getenv("MYSQL_DSN"),
 		PublicBaseURL: getenv("PUBLIC_BASE_URL"),
@@ -96,6 +100,9 @@ func (c config) Validate() error {
 	}
 	if c.QueueType != eventbus.QueueClassic && c.QueueType != eventbus.QueueQuorum {
 		errs = append(errs, fmt.Errorf("QUEUE_TYPE %q: want classic or quorum", c.QueueType))
+	}
+	if _, err := parseFaults(c.FaultInject); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -144,7 +151,12 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := eventapi.New(store, simulator.Provider{}, logger).Register(bus, db); err != nil {
+	var provider payment.Provider = simulator.Provider{}
+	if f, _ := parseFaults(cfg.FaultInject); !f.none() { // checked by Validate
+		logger.Warn("FAULT_INJECT is set: the payment provider fails on purpose (fault tests only)", "faults", cfg.FaultInject)
+		provider = newFaultyProvider(provider, f)
+	}
+	if err := eventapi.New(store, provider, logger).Register(bus, db); err != nil {
 		return err
 	}
 

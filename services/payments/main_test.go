@@ -24,6 +24,7 @@ func TestConfig(t *testing.T) {
 		"bad addr":  {"HTTP_ADDR": "8084"},
 		"bad base":  {"PUBLIC_BASE_URL": "gateway"},
 		"bad queue": {"QUEUE_TYPE": "stream"},
+		"bad fault": {"FAULT_INJECT": "explode=tok_x"},
 	}
 	for name, override := range tests {
 		t.Run(name, func(t *testing.T) {
