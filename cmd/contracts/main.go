@@ -17,6 +17,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,9 +76,16 @@ func run(args []string, stdout io.Writer) error {
 	findings = append(findings, lints...)
 
 	var breaking []lint.Finding
+	against := "against " + *base
+	if *base == "" {
+		against = "(not checked: -base is empty)"
+	}
 	if *base != "" {
 		breaking, err = platform.Breaking(*root, *base, files)
-		if err != nil {
+		switch {
+		case errors.Is(err, platform.ErrNoGit):
+			against = "(not checked: " + err.Error() + ")"
+		case err != nil:
 			return fmt.Errorf("breaking changes against %s: %w", *base, err)
 		}
 	}
@@ -110,7 +118,7 @@ func run(args []string, stdout io.Writer) error {
 	if failed > 0 {
 		return fmt.Errorf("%d problems (see FAIL/BREAKING above)", failed)
 	}
-	fmt.Fprintf(stdout, "ok: %d files current, valid and consistent; no breaking change against %s\n", len(files), *base)
+	fmt.Fprintf(stdout, "ok: %d files current, valid and consistent; no breaking change %s\n", len(files), against)
 	return nil
 }
 

@@ -201,12 +201,19 @@ func Write(root string, files Files) error {
 	return nil
 }
 
+// ErrNoGit is returned by Breaking when root is not a git work tree (a
+// source tarball): there is no previous version to compare with.
+var ErrNoGit = errors.New("not a git work tree: no committed contracts to compare with")
+
 // Breaking compares the manifests among files with their versions in the
 // git revision ref of the repository at root (typically HEAD: the last
 // committed contracts) and lists the breaking changes. A manifest absent
 // from ref is new and breaks nothing. It returns an error when root is not
 // a git work tree.
 func Breaking(root, ref string, files Files) ([]lint.Finding, error) {
+	if err := exec.Command("git", "-C", root, "rev-parse", "--is-inside-work-tree").Run(); err != nil {
+		return nil, ErrNoGit
+	}
 	var out []lint.Finding
 	for _, p := range files.Paths() {
 		if !strings.HasPrefix(p, "contracts/openapi/") && !strings.HasPrefix(p, "contracts/asyncapi/") {
