@@ -19,8 +19,8 @@ func TestCheckPassesOnTheRepository(t *testing.T) {
 	}
 }
 
-// TestCheckReportsDrift edits a copy of the committed files and expects
-// -check to fail, and a regeneration to repair them.
+// TestCheckReportsDrift edits a copy of the generated files and expects
+// -check to fail.
 func TestCheckReportsDrift(t *testing.T) {
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n"), 0o644); err != nil {
@@ -45,12 +45,5 @@ func TestCheckReportsDrift(t *testing.T) {
 	err = run([]string{"-check", "-root", root, "-base", ""}, &out)
 	if err == nil || !strings.Contains(out.String(), "contracts/openapi/orders.yaml") || !strings.Contains(out.String(), "removed.yaml") {
 		t.Fatalf("err %v, output:\n%s", err, out.String())
-	}
-	out.Reset()
-	if err := run([]string{"-root", root, "-base", ""}, &out); err != nil {
-		t.Fatalf("regenerating: %v\n%s", err, out.String())
-	}
-	if err := run([]string{"-check", "-root", root, "-base", ""}, &out); err != nil {
-		t.Fatalf("after regenerating: %v\n%s", err, out.String())
 	}
 }

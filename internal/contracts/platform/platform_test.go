@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,11 +35,15 @@ func repoRoot(t *testing.T) string {
 	}
 }
 
+// generated is Generate's result, computed once for the tests of this
+// package (generation is reflection-heavy, slow under -race).
+var generated = sync.OnceValues(Generate)
+
 // TestCommittedContractsAreCurrent fails when regenerating the contracts
 // would change a committed file: a route, a Go type of a request, response
 // or event, or a bus registration changed without `scripts/contracts`.
 func TestCommittedContractsAreCurrent(t *testing.T) {
-	files, err := Generate()
+	files, err := generated()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +59,7 @@ func TestCommittedContractsAreCurrent(t *testing.T) {
 // TestContractsPassTheChecks runs kin-openapi, the naming and binding rules
 // and the consumer/publisher cross-checks on the generated manifests.
 func TestContractsPassTheChecks(t *testing.T) {
-	files, err := Generate()
+	files, err := generated()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +86,7 @@ func TestNoBreakingChange(t *testing.T) {
 	if err := exec.Command("git", "-C", root, "rev-parse", "--verify", "--quiet", "HEAD").Run(); err != nil {
 		t.Skip("not a git work tree with commits: nothing to compare with")
 	}
-	files, err := Generate()
+	files, err := generated()
 	if err != nil {
 		t.Fatal(err)
 	}
