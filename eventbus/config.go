@@ -37,7 +37,8 @@ type Config struct {
 	// already tolerate redeliveries and retries, which reorder too).
 	Concurrency int
 	// MaxAttempts is how many times a failing handler runs before its message
-	// goes to the dead-letter queue. Default 5.
+	// goes to the dead-letter queue. Default 5. Attempts of a HandleTx handler
+	// while its database does not answer do not count.
 	MaxAttempts int
 	// RetryDelays are the waits before attempt 2, 3, …; the last one repeats.
 	// Each distinct delay is one retry queue. Default 1s, 5s, 30s.

@@ -117,6 +117,7 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 
 	var mal *MalformedError
 	var perm *PermanentError
+	var unavailable *unavailableError
 	switch {
 	case errors.As(err, &mal):
 		b.log.Warn("malformed event dead-lettered", "type", d.Type, "message_id", d.MessageId, "reason", mal.Reason)
@@ -124,12 +125,16 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 	case errors.As(err, &perm):
 		b.log.Warn("event dead-lettered: permanent failure", "type", d.Type, "message_id", d.MessageId, "error", err)
 		b.deadLetter(ctx, &d, err.Error(), attempt)
+	case errors.As(err, &unavailable):
+		// Not this event's fault: the attempt does not count.
+		b.log.Info("database unavailable; retrying without counting the attempt", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
+		b.retry(ctx, &d, attempt, attempt, err)
 	case attempt >= b.cfg.MaxAttempts:
 		b.log.Warn("event dead-lettered: attempts exhausted", "type", d.Type, "message_id", d.MessageId, "attempts", attempt, "error", err)
 		b.deadLetter(ctx, &d, fmt.Sprintf("handler failed %d times, last error: %v", attempt, err), attempt)
 	default:
 		b.log.Info("handler failed; retrying", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
-		b.retry(ctx, &d, attempt, err)
+		b.retry(ctx, &d, attempt, attempt+1, err)
 	}
 }
 
@@ -156,11 +161,11 @@ func (b *Bus) validateDelivery(d *amqp.Delivery) error {
 	return nil
 }
 
-// retry sends a copy of d to the delay queue for its next attempt, through
-// the service's own exchange, then acks d.
-func (b *Bus) retry(ctx context.Context, d *amqp.Delivery, attempt int, cause error) {
+// retry sends a copy of d, numbered as attempt next, to the delay queue that
+// follows attempt, through the service's own exchange, then acks d.
+func (b *Bus) retry(ctx context.Context, d *amqp.Delivery, attempt, next int, cause error) {
 	p := copyPublishing(d)
-	p.Headers[HeaderAttempt] = int64(attempt + 1)
+	p.Headers[HeaderAttempt] = int64(next)
 	p.Headers[HeaderLastError] = truncate(cause.Error(), 1024)
 	q := b.cfg.retryQueue(b.cfg.retryDelay(attempt))
 	b.settle(ctx, d, q, p, &b.stats.retried)

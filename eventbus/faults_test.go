@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -84,5 +86,72 @@ func TestBrokerKilledMidStreamLosesNothing(t *testing.T) {
 	t.Logf("consumer: %+v; publisher reconnects %d; relay %+v", s, pub.Stats().Reconnects, relay.Stats())
 	if pub.Stats().Reconnects < 2 || s.Reconnects < 2 {
 		t.Errorf("expected at least 2 reconnects each, got publisher %d consumer %d", pub.Stats().Reconnects, s.Reconnects)
+	}
+}
+
+// TestDatabaseOutageDoesNotDeadLetter cuts the link between a consumer and
+// its database for much longer than its retries last: the events it could
+// not handle meanwhile must not be dead-lettered (the outage is not theirs),
+// and must be handled, once each, when the database answers again.
+func TestDatabaseOutageDoesNotDeadLetter(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	dsn := testinfra.NewDatabaseDSN(t)
+	direct := testinfra.OpenDatabase(t, dsn)
+	if err := eventbus.Migrate(context.Background(), direct); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Exec(`CREATE TABLE widgets (id VARCHAR(64) PRIMARY KEY, n INT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer reaches the database through a proxy the test cuts.
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := platform.NewProxy("127.0.0.1:0", cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	cfg.Addr = px.Addr()
+	viaProxy := testinfra.OpenDatabase(t, cfg.FormatDSN())
+
+	var handled atomic.Int32
+	consumer := startBus(t, eventbus.Config{URL: url, Service: "test.consumer", MaxAttempts: 3,
+		RetryDelays: []time.Duration{50 * time.Millisecond}}, func(b *eventbus.Bus) {
+		if err := eventbus.HandleTx(b, viaProxy, widgetMade, func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[widget]) error {
+			handled.Add(1)
+			_, err := tx.ExecContext(ctx, `INSERT INTO widgets (id, n) VALUES (?, ?)`, ev.Entity.ID, ev.Entity.N)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	pub := publisherBus(t, url)
+
+	px.Set(platform.Cut)
+	ctx := context.Background()
+	for i := range 5 {
+		if err := pub.Publish(ctx, mustMessage(t, ctx, widgetMade, newWidget(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three attempts take about 100 ms: wait for many more.
+	time.Sleep(2 * time.Second)
+	if n := queueDepth(t, url, "test.consumer.dead-letter"); n != 0 {
+		t.Fatalf("%d events dead-lettered while the database was unreachable (stats %+v)", n, consumer.Stats())
+	}
+	if s := consumer.Stats(); s.Retried < 10 {
+		t.Fatalf("the handlers did not fail while the database was unreachable: %+v", s)
+	}
+	px.Restore()
+	waitFor(t, 20*time.Second, "every event handled once the database is back", func() bool {
+		return countRows(t, direct, `SELECT COUNT(*) FROM widgets`) == 5
+	})
+	if n := queueDepth(t, url, "test.consumer.dead-letter"); n != 0 {
+		t.Errorf("%d events dead-lettered", n)
+	}
+	if n := handled.Load(); n != 5 {
+		t.Errorf("the handler ran %d times for 5 events (it only runs once the transaction has begun)", n)
 	}
 }

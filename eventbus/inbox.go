@@ -20,7 +20,10 @@ import (
 //
 // Outcomes are as for Handle: an error rolls everything back and retries the
 // event later; a deadlock or lock wait timeout is retried at once, up to three
-// times, before it counts as a failed attempt.
+// times, before it counts as a failed attempt. An error while db does not
+// answer a ping (the database is down or restarting) does not count as an
+// attempt: the event is retried, without end, until db answers again; an
+// outage of the service's own database never dead-letters events.
 func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Context, tx *sqlx.Tx, ev Event[T]) error) error {
 	if db == nil {
 		return errors.New("eventbus: HandleTx needs a database")
@@ -43,6 +46,9 @@ func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Co
 			if try < 4 && isTransientDBError(err) {
 				time.Sleep(time.Duration(try*try) * 10 * time.Millisecond)
 				continue
+			}
+			if !isFinal(err) && !reachable(ctx, db) {
+				return &unavailableError{err}
 			}
 			return err
 		}
@@ -86,4 +92,27 @@ func isTransientDBError(err error) bool {
 		return me.Number == 1213 || me.Number == 1205
 	}
 	return errors.Is(err, sql.ErrConnDone)
+}
+
+// unavailableError wraps the error of a handler that failed while its
+// database did not answer: dispatch retries the event without counting the
+// attempt.
+type unavailableError struct{ err error }
+
+func (e *unavailableError) Error() string { return "database unavailable: " + e.err.Error() }
+func (e *unavailableError) Unwrap() error { return e.err }
+
+// isFinal reports errors that dead-letter an event whatever the database does.
+func isFinal(err error) bool {
+	var mal *MalformedError
+	var perm *PermanentError
+	return errors.As(err, &mal) || errors.As(err, &perm)
+}
+
+// reachable pings db (a new connection if the pooled ones broke) for up to
+// two seconds.
+func reachable(ctx context.Context, db *sqlx.DB) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return db.PingContext(ctx) == nil
 }
