@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,7 +193,11 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	if err := r.bus.Healthy(); err != nil {
 		return 0, err
 	}
-	tx, err := r.db.BeginTxx(ctx, nil)
+	// READ COMMITTED: the claim locks the rows it returns and no gaps, so
+	// services inserting new rows in their own transactions never wait for
+	// (or deadlock with) a relay. Under MySQL's default REPEATABLE READ the
+	// range scan would take next-key locks on the pending index.
+	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
@@ -287,16 +292,32 @@ func (r *Relay) Cleanup(ctx context.Context) error {
 		{`DELETE FROM eventbus_inbox WHERE handled_at < ? LIMIT 1000`, now.Add(-r.cfg.InboxRetention)},
 	} {
 		for {
-			res, err := r.db.ExecContext(ctx, s.q, s.before)
+			n, err := r.deleteBatch(ctx, s.q, s.before)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n < 1000 {
+			if n < 1000 {
 				break
 			}
 		}
 	}
 	return nil
+}
+
+// deleteBatch runs one cleanup statement in a READ COMMITTED transaction,
+// so that it locks no gaps new rows are inserted into.
+func (r *Relay) deleteBatch(ctx context.Context, q string, before time.Time) (int64, error) {
+	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, q, before)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, tx.Commit()
 }
 
 // Pending returns how many outbox rows are not yet published.

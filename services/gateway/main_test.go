@@ -67,7 +67,9 @@ func TestRun(t *testing.T) {
 	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
 
 	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	// Generous: under -race on a loaded CI machine, loading the portal
+	// (YAML manifests) takes seconds.
+	for deadline := time.Now().Add(60 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		sc := bufio.NewScanner(strings.NewReader(out.String()))
 		for sc.Scan() {
 			var l struct{ Msg, Addr string }
