@@ -322,3 +322,37 @@ func TestEventsEnqueuedByAHandlerAreRelayedOnCommit(t *testing.T) {
 		t.Error("follow-up event not published")
 	}
 }
+
+// TestCommitsNeverDeadlockWithARelay commits changes with events from many
+// goroutines while a relay claims rows as fast as it can: a service's
+// transaction must never fail because of the relay's locks.
+func TestCommitsNeverDeadlockWithARelay(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	db := migratedDB(t)
+	db.SetMaxOpenConns(16)
+	b := publisherBus(t, url)
+	r := startRelay(t, db, b, eventbus.RelayConfig{BatchSize: 20, PollInterval: time.Millisecond})
+	const writers, each = 8, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := makeWidget(context.Background(), db, newWidget(w*1000+i), false); err != nil {
+					errs <- err
+				}
+				r.Notify()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a service's commit failed while the relay ran: %v", err)
+	}
+	waitFor(t, 20*time.Second, "every row published", func() bool {
+		return countRows(t, db, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`) == 0
+	})
+}
