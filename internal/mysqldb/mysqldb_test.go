@@ -63,3 +63,54 @@ func TestOpenGivesUpWhenTheContextEnds(t *testing.T) {
 		t.Fatalf("Open = %v after %v", err, time.Since(start))
 	}
 }
+
+// Open sends statements with arguments in one round trip (the driver
+// interpolates them) rather than as server-side prepared statements; values
+// that need escaping, binary data and times survive the trip unchanged.
+func TestOpenInterpolatesArgumentsSafely(t *testing.T) {
+	dsn := testinfra.NewDatabaseDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := mysqldb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE vals (id INT PRIMARY KEY, s TEXT NOT NULL, b BLOB NOT NULL, t DATETIME(6) NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Connx(ctx) // one session, to read its own counters
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	prepares := func() int {
+		var name string
+		var n int
+		if err := conn.QueryRowxContext(ctx, `SHOW SESSION STATUS LIKE 'Com_stmt_prepare'`).Scan(&name, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := prepares()
+	nasty := "it's \\ \"quoted\" \x00 ; DROP TABLE vals; -- é 🚀"
+	blob := []byte{0, 1, 2, '\'', '\\', 0xff}
+	when := time.Date(2026, 11, 22, 10, 0, 0, 123456000, time.UTC)
+	if _, err := conn.ExecContext(ctx, `INSERT INTO vals (id, s, b, t) VALUES (?, ?, ?, ?)`, 1, nasty, blob, when); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		S string    `db:"s"`
+		B []byte    `db:"b"`
+		T time.Time `db:"t"`
+	}
+	if err := conn.GetContext(ctx, &got, `SELECT s, b, t FROM vals WHERE id = ? AND s = ?`, 1, nasty); err != nil {
+		t.Fatal(err)
+	}
+	if got.S != nasty || string(got.B) != string(blob) || !got.T.Equal(when) {
+		t.Errorf("round trip changed the values: %q %v %v", got.S, got.B, got.T)
+	}
+	if n := prepares() - before; n != 0 {
+		t.Errorf("%d server-side prepared statements for two statements with arguments, want 0 (interpolateParams)", n)
+	}
+}
