@@ -71,6 +71,7 @@ type Gateway struct {
 	proxies map[string]*httputil.ReverseProxy
 	client  *http.Client            // for health checks
 	own     map[string]http.Handler // the gateway's own routes (Table) by path
+	buffers *bufferPool             // shared by the proxies
 }
 
 // New validates cfg and returns the gateway.
@@ -90,16 +91,20 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	// Every request the gateway proxies needs an upstream connection: keep
+	// as many idle ones per upstream as there may be concurrent requests, or
+	// each request beyond the idle limit closes a connection it just used
+	// and the next one dials again (net/http keeps 2 per host by default).
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   32,
+		MaxIdleConns:          0, // no limit across upstreams; MaxIdleConnsPerHost bounds each
+		MaxIdleConnsPerHost:   maxIdlePerUpstream,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseTimeout,
 	}
 	g := &Gateway{cfg: cfg, proxies: map[string]*httputil.ReverseProxy{},
-		client: &http.Client{Transport: transport, Timeout: 3 * time.Second}}
+		client: &http.Client{Transport: transport, Timeout: 3 * time.Second}, buffers: newBufferPool()}
 	for _, u := range cfg.Upstreams {
 		if !validDir(u.Dir) {
 			return nil, fmt.Errorf("proxy: upstream dir %q: want lower-case words with dashes", u.Dir)
@@ -268,12 +273,29 @@ func (g *Gateway) checkUpstream(ctx context.Context, u Upstream) error {
 	return nil
 }
 
+// maxIdlePerUpstream is how many idle connections the gateway keeps to each
+// upstream: above any realistic number of concurrent requests to one service.
+const maxIdlePerUpstream = 512
+
+// bufferPool holds the 32 KiB buffers the proxies copy response bodies
+// through, reused instead of allocated for every request
+// (httputil.BufferPool).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+
 // newProxy returns the reverse proxy of one upstream: /<dir>/rest -> upstream/rest.
 func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.ReverseProxy {
 	prefix := "/" + u.Dir
 	upstreamOrigin := u.URL.Scheme + "://" + u.URL.Host
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// Strip the prefix, then let SetURL join the upstream's base path.
 			out := pr.Out.URL

@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,5 +255,50 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := proxy.New(c); err == nil {
 			t.Errorf("config %d accepted", i)
 		}
+	}
+}
+
+// Under concurrent load the gateway keeps its upstream connections: a second
+// wave of 100 concurrent requests reuses the connections of the first instead
+// of dialing again (which the default of 2, or any idle limit below the
+// concurrency, would do for the excess).
+func TestUpstreamConnectionsAreReusedUnderConcurrency(t *testing.T) {
+	var dials atomic.Int64
+	release := make(chan struct{})
+	var inFlight sync.WaitGroup
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Done()
+		<-release // hold every request until all of the wave arrived: 100 connections at once
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dials.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	h := newGateway(t, map[string]string{"orders": up.URL}, 0)
+	const n = 100
+	wave := func() {
+		inFlight.Add(n)
+		var done sync.WaitGroup
+		for range n {
+			done.Go(func() {
+				if rec := send(h, "GET", "/orders/v1/orders/x", ""); rec.Code != 200 {
+					t.Errorf("status %d", rec.Code)
+				}
+			})
+		}
+		inFlight.Wait()
+		close(release)
+		done.Wait()
+		release = make(chan struct{})
+	}
+	wave()
+	first := dials.Load()
+	wave()
+	if again := dials.Load() - first; again != 0 {
+		t.Errorf("second wave of %d concurrent requests dialed %d new upstream connections (first wave: %d); want 0", n, again, first)
 	}
 }
