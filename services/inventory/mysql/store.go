@@ -598,7 +598,7 @@ func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter,
 		}
 		var rows []reservationRow
 		if err := tx.SelectContext(ctx, &rows, `SELECT r.order_id, r.status, r.reason, r.created_at, r.released_at FROM reservations r`+
-			where+` ORDER BY r.created_at DESC, r.order_id LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+			where+` ORDER BY r.created_at DESC, r.order_id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
 			return err
 		}
 		var err error

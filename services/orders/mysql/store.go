@@ -252,7 +252,7 @@ func (s *Store) Orders(ctx context.Context, f order.Filter) ([]*order.Order, int
 			return fmt.Errorf("mysql: count orders: %w", err)
 		}
 		var rows []orderRow
-		q := "SELECT " + orderColumns + " FROM orders" + cond + " ORDER BY placed_at DESC, id LIMIT ? OFFSET ?"
+		q := "SELECT " + orderColumns + " FROM orders" + cond + " ORDER BY placed_at DESC, id DESC LIMIT ? OFFSET ?"
 		if err := tx.SelectContext(ctx, &rows, q, append(args, f.Limit, f.Offset)...); err != nil {
 			return fmt.Errorf("mysql: list orders: %w", err)
 		}

@@ -263,7 +263,7 @@ func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset in
 	}
 	var rows []paymentRow
 	if err := tx.SelectContext(ctx, &rows, `SELECT `+paymentColumns+` FROM payments`+where+
-		` ORDER BY created_at DESC, id LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
 		return nil, 0, fmt.Errorf("payments: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

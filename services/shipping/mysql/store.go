@@ -307,7 +307,7 @@ func (s *Store) Shipments(ctx context.Context, f shipment.Filter, limit, offset 
 	}
 	var rows []shipmentRow
 	if err := tx.SelectContext(ctx, &rows, `SELECT `+shipmentColumns+` FROM shipments`+where+
-		` ORDER BY scheduled_at DESC, id LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+		` ORDER BY scheduled_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
 		return nil, 0, fmt.Errorf("shipments: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
