@@ -3,6 +3,7 @@ package eventbus_test
 import (
 	"context"
 	"errors"
+	neturl "net/url"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,4 +155,52 @@ func TestDatabaseOutageDoesNotDeadLetter(t *testing.T) {
 	if n := handled.Load(); n != 5 {
 		t.Errorf("the handler ran %d times for 5 events (it only runs once the transaction has begun)", n)
 	}
+}
+
+// TestRelayDoesNotBlockTheServiceWhilePublishing makes the relay wait for
+// confirms that cannot come (its link to the broker black-holed): meanwhile
+// the service's own transactions, which enqueue events into the same outbox,
+// must commit at once instead of waiting for the relay's batch to end.
+func TestRelayDoesNotBlockTheServiceWhilePublishing(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, err := platform.NewProxy("127.0.0.1:0", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	u.Host = px.Addr()
+	db := migratedDB(t)
+	pub := publisherBus(t, u.String())
+	ctx := context.Background()
+	// An outbox as it looks in production: sent rows (kept for a day), and
+	// some waiting.
+	for i := range 300 {
+		if err := makeWidget(ctx, db, newWidget(i), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE eventbus_outbox SET sent_at = ? ORDER BY id LIMIT 250`, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+
+	px.Set(platform.Blackhole)
+	relay := startRelay(t, db, pub, eventbus.RelayConfig{PollInterval: 20 * time.Millisecond, PublishTimeout: 3 * time.Second})
+	time.Sleep(500 * time.Millisecond) // the relay has claimed the rows and waits for their confirms
+	start := time.Now()
+	if err := makeWidget(ctx, db, newWidget(1000), false); err != nil {
+		t.Fatalf("a service transaction while the relay publishes: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("a service transaction waited %v for the relay's batch", d.Round(time.Millisecond))
+	}
+
+	px.Restore()
+	waitFor(t, 60*time.Second, "every row published once the link is back", func() bool {
+		relay.Notify()
+		return countRows(t, db, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`) == 0
+	})
 }
