@@ -19,7 +19,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
@@ -61,17 +63,97 @@ func (r Rel) Links() []Link { return append([]Link(nil), r.links...) }
 func (r Rel) IsList() bool { return r.many }
 
 // MarshalJSON renders a single relation as an object, a list as an array.
-func (r Rel) MarshalJSON() ([]byte, error) {
-	if r.many {
-		if r.links == nil {
-			return []byte("[]"), nil
+// Its output is that of encoding/json for Link values, without HTML escaping
+// (an encoder that escapes HTML, like json.Marshal, still escapes it).
+func (r Rel) MarshalJSON() ([]byte, error) { return r.appendJSON(make([]byte, 0, 96)), nil }
+
+func (r Rel) appendJSON(b []byte) []byte {
+	if !r.many {
+		if len(r.links) == 0 {
+			return Link{}.appendJSON(b)
 		}
-		return json.Marshal(r.links)
+		return r.links[0].appendJSON(b)
 	}
-	if len(r.links) == 0 {
-		return json.Marshal(Link{})
+	b = append(b, '[')
+	for i, l := range r.links {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = l.appendJSON(b)
 	}
-	return json.Marshal(r.links[0])
+	return append(b, ']')
+}
+
+// appendJSON appends l as encoding/json renders it (fields in declaration
+// order, empty optional ones omitted), without HTML escaping.
+func (l Link) appendJSON(b []byte) []byte {
+	b = append(b, `{"href":`...)
+	b = appendJSONString(b, l.Href)
+	if l.Templated {
+		b = append(b, `,"templated":true`...)
+	}
+	for _, f := range [...]struct{ key, val string }{{`,"title":`, l.Title}, {`,"name":`, l.Name}, {`,"type":`, l.Type}} {
+		if f.val != "" {
+			b = append(b, f.key...)
+			b = appendJSONString(b, f.val)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json writes
+// it without HTML escaping: quotes, backslashes and control characters
+// escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // UnmarshalJSON accepts a link object or an array of link objects.
@@ -96,6 +178,31 @@ func (r *Rel) UnmarshalJSON(b []byte) error {
 // Links maps relation names to relations; "self" is mandatory on every
 // resource. Relation names are lower-case words with dashes (or IANA names).
 type Links map[string]Rel
+
+// MarshalJSON renders the relations as one object with the names sorted, as
+// encoding/json renders a map, in a single pass (an order's links were a
+// third of the orders service's CPU when encoded relation by relation).
+func (ls Links) MarshalJSON() ([]byte, error) {
+	if ls == nil {
+		return []byte("null"), nil
+	}
+	names := make([]string, 0, len(ls))
+	for name := range ls {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	b := make([]byte, 0, 16+96*len(ls))
+	b = append(b, '{')
+	for i, name := range names {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, name)
+		b = append(b, ':')
+		b = ls[name].appendJSON(b)
+	}
+	return append(b, '}'), nil
+}
 
 // Set sets rel to the single link href.
 func (ls Links) Set(rel, href string) { ls[rel] = To(href) }
