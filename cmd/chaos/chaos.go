@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -233,6 +234,13 @@ func (c *chaos) checkNow(ctx context.Context) (report, error) {
 		for _, in := range svc.All() {
 			if in.Exited() && !in.Killed() {
 				r.Violations = append(r.Violations, violation{kindInvariant, fmt.Sprintf("%s exited on its own (log %s)", in, in.Log)})
+			}
+			if b, err := os.ReadFile(in.Log); err == nil {
+				for _, bad := range []string{"WARNING: DATA RACE", "panic: ", "fatal error: ", "panic in handler", "handler panicked"} {
+					if bytes.Contains(b, []byte(bad)) {
+						r.Violations = append(r.Violations, violation{kindInvariant, fmt.Sprintf("%s logged %q (log %s)", in, bad, in.Log)})
+					}
+				}
 			}
 		}
 	}
