@@ -87,7 +87,7 @@ func (c *chaos) debugf(format string, args ...any) {
 
 // run runs the scenarios, the final check, and stops the platform.
 func (c *chaos) run(ctx context.Context) (err error) {
-	ok := false
+	ok, final := false, ""
 	defer func() {
 		if cerr := c.p.Close(); cerr != nil {
 			c.say("stopping the platform: %v", cerr)
@@ -97,6 +97,9 @@ func (c *chaos) run(ctx context.Context) (err error) {
 			}
 		}
 		c.cleanup(ok)
+		if final != "" {
+			c.say("%s", final) // the last line, whatever happened before
+		}
 	}()
 	c.say("platform up in %v: gateway %s, MariaDB :%d, RabbitMQ %s (AMQP :%d), %s queues, every service behind its own proxy to the broker",
 		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType)
@@ -129,12 +132,18 @@ func (c *chaos) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c.say("%d orders, %d lost, %d duplicated effects, %d dead-lettered", r.Orders, r.count(kindLost), r.count(kindDuplicate), r.DeadLettered)
+	if fresh := c.record(r.Violations); len(fresh) > 0 {
+		c.say("final check:")
+		for _, v := range fresh {
+			c.say("      %s", v)
+		}
+	}
+	final = fmt.Sprintf("%d orders, %d lost, %d duplicated effects, %d dead-lettered", r.Orders, r.count(kindLost), r.count(kindDuplicate), r.DeadLettered)
 	c.mu.Lock()
 	total := len(c.all)
 	c.mu.Unlock()
 	if total > 0 {
-		c.say("FAIL: %d violations (see above); data kept in %s", total, c.dir)
+		c.say("FAIL: %d violations (see above), %v in all", total, time.Since(c.start).Round(time.Second))
 		return errViolations
 	}
 	c.say("PASS: every scenario, %v in all", time.Since(c.start).Round(time.Second))
