@@ -80,7 +80,7 @@ func (m *MariaDB) Start(ctx context.Context) error {
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=127.0.0.1", "--skip-name-resolve",
 		"--pid-file=" + filepath.Join(m.dir, "mariadb.pid"), "--log-error=" + m.LogPath(),
 		"--max-connections=500", "--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci",
-		"--default-time-zone=+00:00",
+		"--default-time-zone=+00:00", "--innodb-print-all-deadlocks=ON", // deadlocks are logged in mariadb.log
 		"--sql-mode=ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION",
 	}, userOpt...)
 	cmd := exec.Command(mariadbd(), args...)
