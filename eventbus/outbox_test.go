@@ -356,3 +356,49 @@ func TestCommitsNeverDeadlockWithARelay(t *testing.T) {
 		return countRows(t, db, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`) == 0
 	})
 }
+
+// One relay commits a batch while it claims and publishes the next: every
+// row is still published once, in the order of the outbox, and marked sent.
+func TestOneRelayPipelinesBatchesInOrder(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	db := migratedDB(t)
+	tp := newTap(t, url, "test.external-observer")
+	ctx := context.Background()
+	const rows = 1500
+	var want []string
+	for i := 0; i < rows; i += 100 {
+		tx := db.MustBeginTx(ctx, nil)
+		var msgs []eventbus.Message
+		for j := i; j < i+100; j++ {
+			m := mustMessage(t, ctx, widgetMade, newWidget(j))
+			msgs = append(msgs, m)
+			want = append(want, m.ID)
+		}
+		if err := eventbus.Enqueue(ctx, tx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startRelay(t, db, publisherBus(t, url), eventbus.RelayConfig{BatchSize: 7, PollInterval: 10 * time.Millisecond})
+	waitFor(t, 60*time.Second, "every row published and marked sent", func() bool {
+		return tp.count() >= rows && r.Stats().Sent >= rows
+	})
+	time.Sleep(300 * time.Millisecond) // let any wrong second publication arrive
+	got := tp.all()
+	if len(got) != rows {
+		t.Fatalf("tap received %d messages, want %d", len(got), rows)
+	}
+	for i, d := range got {
+		if d.MessageId != want[i] {
+			t.Fatalf("message %d is %s, want %s: the relay published out of outbox order", i, d.MessageId, want[i])
+		}
+	}
+	if n := countRows(t, db, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`); n != 0 {
+		t.Errorf("%d rows still pending", n)
+	}
+	if s := r.Stats(); s.Sent != rows || s.Failed != 0 {
+		t.Errorf("stats %+v, want %d sent, 0 failed", s, rows)
+	}
+}
