@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,7 +14,7 @@ import (
 
 // readLoad runs `clients` goroutines GETting url for d and returns answers
 // per second. Any status but 200 fails the run.
-func readLoad(ctx context.Context, client *http.Client, url string, clients int, d time.Duration) (float64, error) {
+func readLoad(ctx context.Context, client *http.Client, url string, clients int, d time.Duration) (float64, int64, error) {
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, clients)
@@ -52,41 +54,105 @@ func readLoad(ctx context.Context, client *http.Client, url string, clients int,
 	elapsed := time.Since(start)
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return rate(int(n.Load()), elapsed), nil
+	return rate(int(n.Load()), elapsed), n.Load(), nil
+}
+
+// cpuTally adds up the CPU time (in clock ticks) the measured processes and
+// the benchmark itself spend on one side of a comparison, and its requests.
+type cpuTally struct {
+	ticks    []int64 // per process of the meter
+	self     int64   // this benchmark process (the clients)
+	requests int64
+}
+
+func (c *cpuTally) measure(m *cpuMeter, run func() (float64, int64, error)) (float64, error) {
+	before, selfBefore := m.read(), selfTicks()
+	r, n, err := run()
+	after, selfAfter := m.read(), selfTicks()
+	if c.ticks == nil {
+		c.ticks = make([]int64, len(before))
+	}
+	for i := range before {
+		if before[i] >= 0 && after[i] >= 0 {
+			c.ticks[i] += after[i] - before[i]
+		}
+	}
+	c.self += selfAfter - selfBefore
+	c.requests += n
+	return r, err
+}
+
+func selfTicks() int64 {
+	t, _ := cpuTicks(os.Getpid())
+	return t
+}
+
+// apiResult is one comparison with the CPU each side cost per request.
+type apiResult struct {
+	result
+	direct, gateway cpuTally
 }
 
 // benchAPI compares reads through the gateway with the same handler called
 // on the service's own port: one order, and the first page of the orders
 // collection (20 orders, newest first).
-func benchAPI(ctx context.Context, cfg config, p *platform, orderID string) ([]result, error) {
+func benchAPI(ctx context.Context, cfg config, p *platform, orderID string, meter *cpuMeter) ([]apiResult, error) {
 	orders := p.service("orders")
 	client := httpClient(cfg.apiClients)
 	paths := []struct{ name, path string }{
 		{"GET /v1/orders/{id}", "/v1/orders/" + orderID},
 		{"GET /v1/orders?size=20 (first page)", "/v1/orders?size=20"},
 	}
-	var results []result
+	var results []apiResult
 	for _, pt := range paths {
+		var ar apiResult
 		direct := func() (float64, error) {
-			return readLoad(ctx, client, orders.url+pt.path, cfg.apiClients, cfg.apiDuration)
+			return ar.direct.measure(meter, func() (float64, int64, error) {
+				return readLoad(ctx, client, orders.url+pt.path, cfg.apiClients, cfg.apiDuration)
+			})
 		}
 		viaGateway := func() (float64, error) {
-			return readLoad(ctx, client, p.gateway.url+"/orders"+pt.path, cfg.apiClients, cfg.apiDuration)
+			return ar.gateway.measure(meter, func() (float64, int64, error) {
+				return readLoad(ctx, client, p.gateway.url+"/orders"+pt.path, cfg.apiClients, cfg.apiDuration)
+			})
 		}
 		// Warm both paths (connections, caches) before timing.
-		if _, err := readLoad(ctx, client, orders.url+pt.path, cfg.apiClients, 300*time.Millisecond); err != nil {
-			return nil, err
-		}
-		if _, err := readLoad(ctx, client, p.gateway.url+"/orders"+pt.path, cfg.apiClients, 300*time.Millisecond); err != nil {
-			return nil, err
+		for _, base := range []string{orders.url, p.gateway.url + "/orders"} {
+			if _, _, err := readLoad(ctx, client, base+pt.path, cfg.apiClients, 300*time.Millisecond); err != nil {
+				return nil, err
+			}
 		}
 		r, err := compare(cfg, pt.name+" via gateway", "same, direct to orders", 0.8, direct, viaGateway)
 		if err != nil {
 			return nil, err
 		}
-		results = append(results, r)
+		ar.result = r
+		results = append(results, ar)
 	}
 	return results, nil
+}
+
+// printAPICPU prints the CPU one request cost each process, on each side.
+func printAPICPU(cfg config, meter *cpuMeter, rs []apiResult) {
+	w := cfg.out
+	fmt.Fprintf(w, "  CPU per request (µs; * server-wide), direct -> via gateway:\n")
+	for _, r := range rs {
+		var parts []string
+		per := func(t cpuTally, ticks int64) float64 {
+			if t.requests == 0 {
+				return 0
+			}
+			return float64(ticks) * 10_000 / float64(t.requests) // a tick is 10 ms
+		}
+		for i, name := range meter.names {
+			d, g := per(r.direct, r.direct.ticks[i]), per(r.gateway, r.gateway.ticks[i])
+			if d+g >= 1 {
+				parts = append(parts, fmt.Sprintf("%s %.0f -> %.0f", name, d, g))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("clients %.0f -> %.0f", per(r.direct, r.direct.self), per(r.gateway, r.gateway.self)))
+		fmt.Fprintf(w, "    %-36s %s\n", r.name, strings.Join(parts, ", "))
+	}
 }

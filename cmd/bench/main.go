@@ -86,6 +86,7 @@ type config struct {
 	serviceEnv      []string      // extra environment of every service process
 	pprofBase       int           // if > 0, PPROF_ADDR=127.0.0.1:<pprofBase+i> for the i-th service
 	keep            time.Duration // keep the platform running this long after the suites (for profiling by hand)
+	keepLogs        bool          // keep the services' logs
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.DurationVar(&cfg.saga.duration, "saga-duration", 30*time.Second, "saga: at most this long after the warm-up")
 	fs.DurationVar(&cfg.saga.warmup, "saga-warmup", 5*time.Second, "saga: not timed at the start")
 	fs.IntVar(&cfg.saga.customers, "saga-customers", 20, "saga: customers orders are placed for")
-	fs.IntVar(&cfg.saga.products, "saga-products", 100, "saga: products (each order takes -saga-lines of them at random)")
+	fs.IntVar(&cfg.saga.products, "saga-products", 1000, "saga: products (each order takes -saga-lines distinct ones at random; fewer means more orders contend for the same stock rows)")
 	fs.IntVar(&cfg.saga.lines, "saga-lines", 2, "saga: lines per order")
 	fs.DurationVar(&cfg.saga.poll, "saga-poll", 10*time.Millisecond, "saga: how often clients' orders are checked in the orders database")
 	fs.IntVar(&cfg.limitMessages, "limit-messages", 20000, "broker limit: messages per run")
@@ -113,6 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.IntVar(&cfg.apiClients, "api-clients", 16, "api: concurrent readers")
 	fs.DurationVar(&cfg.apiDuration, "api-duration", 3*time.Second, "api: length of one run")
 	fs.IntVar(&cfg.pprofBase, "pprof-base", 0, "if set, every service gets PPROF_ADDR=127.0.0.1:<base+index in services.conf>")
+	fs.BoolVar(&cfg.keepLogs, "keep-logs", false, "keep the services' logs (their folder is printed)")
 	fs.DurationVar(&cfg.keep, "keep", 0, "keep the platform running this long after the suites (to profile it by hand)")
 	fs.Func("service-env", "KEY=VALUE added to every service's environment (repeatable), e.g. GOGC=50", func(s string) error {
 		if !strings.Contains(s, "=") {

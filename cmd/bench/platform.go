@@ -180,6 +180,7 @@ func startPlatform(ctx context.Context, cfg config) (*platform, error) {
 		})
 		d := *dsn
 		d.DBName = s.dbName
+		d.InterpolateParams = true // the watcher's queries: one round trip each, no prepared statements
 		if s.db, err = sqlx.Open("mysql", d.FormatDSN()); err != nil {
 			return nil, err
 		}
@@ -195,7 +196,11 @@ func startPlatform(ctx context.Context, cfg config) (*platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.cleanup = append(p.cleanup, func() { os.RemoveAll(logDir) })
+	if cfg.keepLogs {
+		fmt.Fprintf(cfg.out, "  service logs: %s (kept)\n", logDir)
+	} else {
+		p.cleanup = append(p.cleanup, func() { os.RemoveAll(logDir) })
+	}
 	var upstreams []string
 	for _, s := range p.withQueue() {
 		d := serviceDSN

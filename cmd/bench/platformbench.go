@@ -54,7 +54,9 @@ func benchPlatform(ctx context.Context, cfg config, saga, api bool) (err error) 
 		// The api suite reads orders: place a few first.
 		sc := cfg.saga
 		sc.clients, sc.orders, sc.warmup, sc.duration = 8, 200, 0, time.Minute
+		stopSampling := mem.sampleWhile(p)
 		r, err := runSaga(ctx, p, sc, fx, client, cpu)
+		stopSampling()
 		if err != nil {
 			return fmt.Errorf("saga: %w", err)
 		}
@@ -87,12 +89,17 @@ func benchPlatform(ctx context.Context, cfg config, saga, api bool) (err error) 
 			return errors.New("api: no confirmed order to read")
 		}
 		stopSampling := mem.sampleWhile(p)
-		rs, err := benchAPI(ctx, cfg, p, id)
+		rs, err := benchAPI(ctx, cfg, p, id, cpu)
 		stopSampling()
 		if err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
-		printResults(cfg.out, fmt.Sprintf("REST reads (%d concurrent clients, %v per run, keep-alive)", cfg.apiClients, cfg.apiDuration), rs)
+		var plain []result
+		for _, r := range rs {
+			plain = append(plain, r.result)
+		}
+		printResults(cfg.out, fmt.Sprintf("REST reads (%d concurrent clients, %v per run, keep-alive)", cfg.apiClients, cfg.apiDuration), plain)
+		printAPICPU(cfg, cpu, rs)
 	}
 	printMemory(cfg, p, mem)
 	if cfg.keep > 0 {

@@ -79,11 +79,12 @@ func callJSON(ctx context.Context, c *http.Client, method, url string, body any,
 
 // dbCounters is what the platform's databases and MariaDB count.
 type dbCounters struct {
-	events    map[string]int // outbox rows by type
-	handled   int            // inbox rows: one handler transaction each
-	batches   int            // relay transactions that published rows (one sent_at per batch)
-	comCommit int64          // MariaDB's Com_commit (server-wide)
-	questions int64          // MariaDB's Questions: statements (server-wide)
+	events    map[string]int   // outbox rows by type
+	handled   int              // inbox rows: one handler transaction each
+	batches   int              // relay transactions that published rows (one sent_at per batch)
+	comCommit int64            // MariaDB's Com_commit (server-wide)
+	questions int64            // MariaDB's Questions: statements (server-wide)
+	com       map[string]int64 // MariaDB's Com_* counters by statement kind (server-wide)
 }
 
 func (p *platform) counters(ctx context.Context) (dbCounters, error) {
@@ -115,6 +116,22 @@ func (p *platform) counters(ctx context.Context) (dbCounters, error) {
 	}
 	if err := p.admin.QueryRowxContext(ctx, `SHOW GLOBAL STATUS LIKE 'Questions'`).Scan(&name, &c.questions); err != nil {
 		return c, fmt.Errorf("Questions: %w", err)
+	}
+	rows, err := p.admin.QueryContext(ctx, `SHOW GLOBAL STATUS LIKE 'Com\_%'`)
+	if err != nil {
+		return c, fmt.Errorf("Com_*: %w", err)
+	}
+	defer rows.Close()
+	c.com = map[string]int64{}
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&name, &v); err != nil {
+			return c, err
+		}
+		c.com[strings.TrimPrefix(name, "Com_")] = v
+	}
+	if err := rows.Err(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -176,37 +193,45 @@ func setupSaga(ctx context.Context, p *platform, sc sagaConfig, client *http.Cli
 	var fx fixtures
 	gw := p.gateway.url
 	tag := randomSuffix()
-	for i := range sc.customers {
+	fx.customers = make([]string, sc.customers)
+	fx.products = make([]string, sc.products)
+	// Sixteen at a time: a thousand products take seconds, not a minute.
+	if err := parallel(ctx, 16, sc.customers, func(i int) error {
 		var cu struct{ ID string }
-		if err := callJSON(ctx, client, "POST", gw+"/customers/v1/customers",
-			map[string]any{"email": fmt.Sprintf("bench-%s-%d@example.com", tag, i), "name": "Bench Shopper"}, http.StatusCreated, &cu); err != nil {
-			return fx, err
-		}
-		fx.customers = append(fx.customers, cu.ID)
+		err := callJSON(ctx, client, "POST", gw+"/customers/v1/customers",
+			map[string]any{"email": fmt.Sprintf("bench-%s-%d@example.com", tag, i), "name": "Bench Shopper"}, http.StatusCreated, &cu)
+		fx.customers[i] = cu.ID
+		return err
+	}); err != nil {
+		return fx, err
 	}
-	for i := range sc.products {
+	if err := parallel(ctx, 16, sc.products, func(i int) error {
 		var pr struct{ ID string }
-		if err := callJSON(ctx, client, "POST", gw+"/catalog/v1/products", map[string]any{
+		err := callJSON(ctx, client, "POST", gw+"/catalog/v1/products", map[string]any{
 			"sku": fmt.Sprintf("BENCH-%s-%d", strings.ToUpper(tag), i), "name": fmt.Sprintf("Bench widget %d", i),
 			"description": "stocked by cmd/bench", "price": map[string]any{"amount": 1000 + i, "currency": "EUR"},
-		}, http.StatusCreated, &pr); err != nil {
-			return fx, err
-		}
-		fx.products = append(fx.products, pr.ID)
+		}, http.StatusCreated, &pr)
+		fx.products[i] = pr.ID
+		return err
+	}); err != nil {
+		return fx, err
 	}
-	for _, id := range fx.products {
+	if err := parallel(ctx, 16, sc.products, func(i int) error {
+		id := fx.products[i]
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			err := callJSON(ctx, client, "POST", gw+"/inventory/v1/stock-items/"+id+"/replenishments",
 				map[string]any{"quantity": 1_000_000}, http.StatusCreated, nil)
 			if err == nil {
-				break
+				return nil
 			}
 			if time.Now().After(deadline) {
-				return fx, fmt.Errorf("inventory never learned product %s: %w", id, err)
+				return fmt.Errorf("inventory never learned product %s: %w", id, err)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}); err != nil {
+		return fx, err
 	}
 	orders := p.service("orders")
 	if orders == nil {
@@ -230,6 +255,33 @@ func setupSaga(ctx context.Context, p *platform, sc sagaConfig, client *http.Cli
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fx, p.quiesce(ctx, 60*time.Second)
+}
+
+// parallel runs fn(0..n-1) on k goroutines and returns the first error.
+func parallel(ctx context.Context, k, n int, fn func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, k)
+	for range k {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // watcher learns when orders leave status pending by asking the orders
@@ -314,6 +366,7 @@ type sagaResult struct {
 	writeCommitsPerOrder   float64            // POST + handlers + relay batches: the commits that write (and flush the log)
 	commitsPerOrder        float64            // Com_commit delta per order (server-wide)
 	statementsPerOrder     float64            // Questions delta per order (server-wide)
+	statementsByKind       map[string]float64 // Com_* deltas per order (server-wide)
 	cpuNames               []string
 	cpuPerOrder            []float64 // ms of CPU per order, by process
 	machineCPUPerOrder     float64   // ms of busy CPU per order, whole machine
@@ -491,6 +544,12 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 	res.writeCommitsPerOrder = 1 + res.handledPerOrder + res.batchesPerOrder
 	res.commitsPerOrder = float64(after.comCommit-before.comCommit) / float64(n)
 	res.statementsPerOrder = float64(after.questions-before.questions) / float64(n)
+	res.statementsByKind = map[string]float64{}
+	for k, v := range after.com {
+		if d := float64(v-before.com[k]) / float64(n); d >= 0.05 {
+			res.statementsByKind[k] = d
+		}
+	}
 	res.cpuNames = cpu.names
 	for i := range cpu.names {
 		v := -1.0
@@ -589,7 +648,16 @@ func printSaga(cfg config, r sagaResult) {
 	fmt.Fprintf(w, "  write commits per order       %.2f = 1 POST + %.2f handler transactions (inbox rows) + %.2f relay batches (distinct sent_at)\n",
 		r.writeCommitsPerOrder, r.handledPerOrder, r.batchesPerOrder)
 	fmt.Fprintf(w, "  Com_commit per order          %.2f (MariaDB, server-wide: also read-only commits such as idle relay polls, and anything else on this server)\n", r.commitsPerOrder)
-	fmt.Fprintf(w, "  statements per order          %.1f (MariaDB Questions, server-wide)\n", r.statementsPerOrder)
+	kinds := make([]string, 0, len(r.statementsByKind))
+	for k := range r.statementsByKind {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return r.statementsByKind[kinds[i]] > r.statementsByKind[kinds[j]] })
+	var byKind []string
+	for _, k := range kinds {
+		byKind = append(byKind, fmt.Sprintf("%s %.1f", k, r.statementsByKind[k]))
+	}
+	fmt.Fprintf(w, "  statements per order          %.1f (MariaDB Questions, server-wide): %s\n", r.statementsPerOrder, strings.Join(byKind, ", "))
 	var cpu []string
 	total := 0.0
 	for i, name := range r.cpuNames {
