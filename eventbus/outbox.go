@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -132,44 +131,11 @@ func (r *Relay) Stats() RelayStats { return RelayStats{Sent: r.sent.Load(), Fail
 
 // Run publishes pending rows until ctx is cancelled, then returns nil. While
 // the bus is disconnected it waits; rows stay in the table meanwhile.
-//
-// Batches are pipelined: once a batch is confirmed by the broker, its
-// transaction marks it sent and commits while the next batch is claimed and
-// published (the rows of the first are locked until then, so the claim
-// skips them). A batch is claimed only after the previous one was confirmed,
-// so publication order is kept. Each batch's commit starts as soon as it is
-// confirmed and never waits for another batch's: a claim may hold locks that
-// an earlier batch's commit needs, so a commit that waited for a later one
-// could wait forever. A commit that fails leaves its rows unsent: they are
-// published again (at least once).
 func (r *Relay) Run(ctx context.Context) error {
 	nextCleanup := time.Now()
 	backoff := 100 * time.Millisecond
-	slots := make(chan struct{}, 2) // batches claimed and not yet committed
-	var committing sync.WaitGroup
-	defer committing.Wait()
 	for {
-		select { // a free slot before claiming: the claim then commits without waiting
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		b, err := r.publishBatch(ctx)
-		n := 0
-		if b == nil {
-			<-slots
-		} else {
-			n = len(b.rows)
-			// Its messages are confirmed: finish even if ctx ends meanwhile,
-			// rather than publish them again after a restart.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.PublishTimeout)
-			committing.Go(func() {
-				defer func() { cancel(); <-slots }()
-				if _, err := b.finish(fctx); err != nil {
-					r.log.Warn("outbox relay: could not mark a published batch sent; it will be published again", "error", err)
-				}
-			})
-		}
+		n, err := r.PublishPending(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -224,29 +190,8 @@ type outboxRow struct {
 // attempts counted and are retried after a backoff. If the bus is not
 // connected it returns an error wrapping ErrNotConnected and changes nothing.
 func (r *Relay) PublishPending(ctx context.Context) (int, error) {
-	b, err := r.publishBatch(ctx)
-	if err != nil || b == nil {
-		return 0, err
-	}
-	return b.finish(ctx)
-}
-
-// batch is a published batch whose rows are still locked by its
-// transaction; finish records the outcome and commits.
-type batch struct {
-	r    *Relay
-	tx   *sqlx.Tx
-	rows []outboxRow
-	errs []error // per row: nil once confirmed by the broker
-	now  time.Time
-}
-
-// publishBatch claims a batch of due rows, publishes them and waits for the
-// broker's confirms, leaving the claiming transaction open. It returns nil
-// (and no error) when no row is due.
-func (r *Relay) publishBatch(ctx context.Context) (_ *batch, err error) {
 	if err := r.bus.Healthy(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	// READ COMMITTED: the claim locks the rows it returns and no gaps, so
 	// services inserting new rows in their own transactions never wait for
@@ -254,31 +199,16 @@ func (r *Relay) publishBatch(ctx context.Context) (_ *batch, err error) {
 	// range scan would take next-key locks on the pending index.
 	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
+		return 0, fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	defer tx.Rollback()
 	now := time.Now().UTC()
-	var rows []outboxRow
-	// In the order of the pending index (sent_at, available_at, id): the
-	// scan stops after BatchSize rows and locks only those. Ordered by id,
-	// MariaDB sorted the whole range and locked every pending row, so that
-	// another relay (or this one's next batch) found nothing to claim.
-	err = tx.SelectContext(ctx, &rows,
-		`SELECT id, uuid, type, app_id, fired_at, headers, body, attempts
-		   FROM eventbus_outbox
-		  WHERE sent_at IS NULL AND available_at <= ?
-		  ORDER BY available_at, id
-		  LIMIT ?
-		  FOR UPDATE SKIP LOCKED`, now, r.cfg.BatchSize)
+	rows, err := r.claim(ctx, tx, now)
 	if err != nil {
-		return nil, fmt.Errorf("claim outbox rows: %w", err)
+		return 0, err
 	}
 	if len(rows) == 0 {
-		return nil, tx.Commit()
+		return 0, tx.Commit()
 	}
 
 	errs := make([]error, len(rows))
@@ -309,32 +239,21 @@ func (r *Relay) publishBatch(ctx context.Context) (_ *batch, err error) {
 	}
 	if notConnected == len(msgs) && len(msgs) > 0 {
 		// Nothing was sent: leave the rows as they are.
-		return nil, fmt.Errorf("outbox relay: %w", perr[0])
+		return 0, fmt.Errorf("outbox relay: %w", perr[0])
 	}
-	return &batch{r: r, tx: tx, rows: rows, errs: errs, now: now}, nil
-}
 
-// finish marks the confirmed rows sent, gives the others their backoff, and
-// commits. It returns how many rows were sent. On error the transaction is
-// rolled back and the rows are published again later.
-func (b *batch) finish(ctx context.Context) (int, error) {
-	r, tx := b.r, b.tx
-	defer tx.Rollback()
 	var sent []any
-	for i, row := range b.rows {
-		if b.errs[i] == nil {
+	for i, row := range rows {
+		if errs[i] == nil {
 			sent = append(sent, row.ID)
 			continue
 		}
-		if errors.Is(b.errs[i], context.Canceled) {
-			continue // the relay is stopping: not a failure of the row, it stays due
-		}
 		r.failed.Add(1)
 		delay := min(time.Duration(1<<min(row.Attempts, 16))*time.Second, r.cfg.MaxBackoff)
-		r.log.Warn("outbox relay: event not published; will retry", "uuid", row.UUID, "type", row.Type, "attempts", row.Attempts+1, "retry_in", delay, "error", b.errs[i])
+		r.log.Warn("outbox relay: event not published; will retry", "uuid", row.UUID, "type", row.Type, "attempts", row.Attempts+1, "retry_in", delay, "error", errs[i])
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE eventbus_outbox SET attempts = attempts + 1, available_at = ?, last_error = ? WHERE id = ?`,
-			b.now.Add(delay), truncate(b.errs[i].Error(), 2000), row.ID); err != nil {
+			now.Add(delay), truncate(errs[i].Error(), 2000), row.ID); err != nil {
 			return 0, fmt.Errorf("record failure of %s: %w", row.UUID, err)
 		}
 	}
@@ -352,6 +271,27 @@ func (b *batch) finish(ctx context.Context) (int, error) {
 	}
 	r.sent.Add(uint64(len(sent)))
 	return len(sent), nil
+}
+
+// claim locks and returns up to BatchSize due rows in tx, skipping rows
+// other transactions hold. It reads them in the order of the pending index
+// (sent_at, available_at, id), so that the scan stops after BatchSize rows
+// and locks only those: ordered by id, MariaDB sorted the whole pending range
+// and kept a lock on every pending row, and another relay claimed nothing
+// until this one committed.
+func (r *Relay) claim(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]outboxRow, error) {
+	var rows []outboxRow
+	err := tx.SelectContext(ctx, &rows,
+		`SELECT id, uuid, type, app_id, fired_at, headers, body, attempts
+		   FROM eventbus_outbox
+		  WHERE sent_at IS NULL AND available_at <= ?
+		  ORDER BY available_at, id
+		  LIMIT ?
+		  FOR UPDATE SKIP LOCKED`, now, r.cfg.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("claim outbox rows: %w", err)
+	}
+	return rows, nil
 }
 
 // Cleanup deletes sent outbox rows older than Retention and inbox rows older

@@ -357,9 +357,9 @@ func TestCommitsNeverDeadlockWithARelay(t *testing.T) {
 	})
 }
 
-// One relay commits a batch while it claims and publishes the next: every
-// row is still published once, in the order of the outbox, and marked sent.
-func TestOneRelayPipelinesBatchesInOrder(t *testing.T) {
+// A relay publishes the rows in the order they were enqueued, batch after
+// batch, each once, and marks them sent.
+func TestOneRelayPublishesInOutboxOrder(t *testing.T) {
 	url, _ := testinfra.NewVhost(t)
 	db := migratedDB(t)
 	tp := newTap(t, url, "test.external-observer")
@@ -392,7 +392,7 @@ func TestOneRelayPipelinesBatchesInOrder(t *testing.T) {
 	}
 	for i, d := range got {
 		if d.MessageId != want[i] {
-			t.Fatalf("message %d is %s, want %s: the relay published out of outbox order", i, d.MessageId, want[i])
+			t.Fatalf("message %d is %s, want %s: the relay published out of enqueue order", i, d.MessageId, want[i])
 		}
 	}
 	if n := countRows(t, db, `SELECT COUNT(*) FROM eventbus_outbox WHERE sent_at IS NULL`); n != 0 {
