@@ -13,6 +13,7 @@
 // added when absent (httpkit middleware, applied by main). An upstream that
 // is down gives a 503 problem, one that times out a 504, any other transport
 // failure a 502.
+
 package proxy
 
 import (
@@ -33,6 +34,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
 
@@ -309,6 +311,9 @@ func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.Re
 			pr.Out.Header.Set("X-Forwarded-Prefix", prefix)
 		},
 		ModifyResponse: func(res *http.Response) error {
+			// The gateway's own X-Request-Id is already on the answer (the
+			// upstream echoes the same id): keep one copy of the header.
+			res.Header.Del(httpkit.HeaderRequestID)
 			for _, h := range []string{"Location", "Content-Location"} {
 				if v := res.Header.Get(h); v != "" {
 					res.Header.Set(h, g.rewriteLink(v, prefix, upstreamOrigin))
@@ -322,7 +327,8 @@ func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.Re
 				// The client went away; nobody reads the answer.
 				return
 			}
-			g.cfg.Logger.WarnContext(r.Context(), "upstream failed", "upstream", u.Dir, "path", r.URL.Path, "status", status, "error", err)
+			g.cfg.Logger.WarnContext(r.Context(), "upstream failed", "upstream", u.Dir, "method", r.Method, "path", r.URL.Path,
+				"status", status, "error", err, "request_id", httpkit.RequestIDFrom(r.Context()))
 			p := problem.New(status, fmt.Sprintf("%s (%s): %s", u.Dir, u.Name, detail))
 			problem.Write(w, r, p)
 		},

@@ -33,6 +33,9 @@ func echo(t *testing.T, last *seen) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		*last = seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, string(b), r.Header.Clone()}
+		if id := r.Header.Get("X-Request-Id"); id != "" {
+			w.Header().Set("X-Request-Id", id) // as every service does (httpkit.RequestID)
+		}
 		switch r.URL.Path {
 		case "/created":
 			w.Header().Set("Location", r.URL.Query().Get("loc"))
@@ -143,8 +146,8 @@ func TestProxying(t *testing.T) {
 			if !httpkit.ValidRequestID(last.header.Get("X-Request-Id")) || !httpkit.ValidTraceparent(last.header.Get("Traceparent")) {
 				t.Fatalf("upstream headers %v", last.header)
 			}
-			if rec.Header().Get("X-Request-Id") != last.header.Get("X-Request-Id") {
-				t.Fatal("client and upstream see different request ids")
+			if ids := rec.Header().Values("X-Request-Id"); len(ids) != 1 || ids[0] != last.header.Get("X-Request-Id") {
+				t.Fatalf("client got X-Request-Id %q, upstream saw %q: want it once, the same", ids, last.header.Get("X-Request-Id"))
 			}
 			if last.header.Get("X-Forwarded-Host") != "example.com" || last.header.Get("X-Forwarded-Prefix") == "" {
 				t.Fatalf("forwarding headers %v", last.header)
@@ -301,4 +304,45 @@ func TestUpstreamConnectionsAreReusedUnderConcurrency(t *testing.T) {
 	if again := dials.Load() - first; again != 0 {
 		t.Errorf("second wave of %d concurrent requests dialed %d new upstream connections (first wave: %d); want 0", n, again, first)
 	}
+}
+
+// An upstream failure is logged once, as a warning with the request id.
+func TestUpstreamFailureLogged(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // nothing listens here any more
+	var lines syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&lines, nil))
+	g, err := proxy.New(proxy.Config{Base: hal.MustBase(gwBase), Logger: logger, Upstreams: []proxy.Upstream{
+		{Dir: "orders", Name: "svc.orders", URL: mustURL(t, down.URL)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := send(httpkit.Stack(g, httpkit.Options{Logger: slog.New(slog.DiscardHandler)}), "GET", "/orders/v1/orders", "", "X-Request-Id", "rid-down")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines.String()), &got); err != nil {
+		t.Fatalf("log %q: %v", lines.String(), err)
+	}
+	if rec.Code != http.StatusServiceUnavailable || got["level"] != "WARN" || got["upstream"] != "orders" ||
+		got["request_id"] != "rid-down" || got["status"] != float64(503) || got["method"] != "GET" {
+		t.Fatalf("upstream down (%d): log %v, want a warning with the request id", rec.Code, got)
+	}
+}
+
+// syncBuffer is a strings.Builder safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
