@@ -428,17 +428,26 @@ func (s *Store) insertReservation(ctx context.Context, tx *sqlx.Tx, r inventory.
 	for _, sh := range r.Shortages {
 		short[sh.ProductID] = sh.Available
 	}
-	for _, l := range r.Lines {
+	if len(r.Lines) == 0 {
+		return nil
+	}
+	// One statement for every line: one round trip.
+	q := strings.Builder{}
+	q.WriteString(`INSERT INTO reservation_lines (order_id, product_id, quantity, available) VALUES `)
+	args := make([]any, 0, 4*len(r.Lines))
+	for i, l := range r.Lines {
 		var avail *int64
 		if a, ok := short[l.ProductID]; ok {
 			avail = &a
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reservation_lines (order_id, product_id, quantity, available) VALUES (?, ?, ?, ?)`,
-			r.OrderID, l.ProductID, l.Quantity, avail); err != nil {
-			return err
+		if i > 0 {
+			q.WriteString(", ")
 		}
+		q.WriteString("(?, ?, ?, ?)")
+		args = append(args, r.OrderID, l.ProductID, l.Quantity, avail)
 	}
-	return nil
+	_, err := tx.ExecContext(ctx, q.String(), args...)
+	return err
 }
 
 // ReleaseStock handles an order cancelled, in the caller's transaction. A held reservation is

@@ -421,12 +421,22 @@ func insertOrder(ctx context.Context, tx *sqlx.Tx, o *order.Order) error {
 	if err != nil {
 		return fmt.Errorf("mysql: insert order: %w", err)
 	}
+	if len(o.Lines) == 0 {
+		return nil
+	}
+	// One statement for every line (at most order.MaxLines): one round trip.
+	q := strings.Builder{}
+	q.WriteString(`INSERT INTO order_lines (order_id, line_no, product_id, product_name, quantity, unit_amount, currency) VALUES `)
+	args := make([]any, 0, 7*len(o.Lines))
 	for i, l := range o.Lines {
-		_, err := tx.ExecContext(ctx, `INSERT INTO order_lines (order_id, line_no, product_id, product_name, quantity, unit_amount, currency)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`, o.ID, i, l.ProductID, l.ProductName, l.Quantity, l.UnitPrice.Amount, l.UnitPrice.Currency)
-		if err != nil {
-			return fmt.Errorf("mysql: insert order line: %w", err)
+		if i > 0 {
+			q.WriteString(", ")
 		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, o.ID, i, l.ProductID, l.ProductName, l.Quantity, l.UnitPrice.Amount, l.UnitPrice.Currency)
+	}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return fmt.Errorf("mysql: insert order lines: %w", err)
 	}
 	return nil
 }
