@@ -97,13 +97,25 @@ type apiResult struct {
 
 // benchAPI compares reads through the gateway with the same handler called
 // on the service's own port: one order, and the first page of the orders
-// collection (20 orders, newest first).
+// collection (20 orders, newest first). The single order is also read through
+// a bare reverse proxy (bareproxy.go), the reference for what any Go proxy
+// costs on this machine.
 func benchAPI(ctx context.Context, cfg config, p *platform, orderID string, meter *cpuMeter) ([]apiResult, error) {
 	orders := p.service("orders")
 	client := httpClient(cfg.apiClients)
-	paths := []struct{ name, path string }{
-		{"GET /v1/orders/{id}", "/v1/orders/" + orderID},
-		{"GET /v1/orders?size=20 (first page)", "/v1/orders?size=20"},
+	bare, err := startBareProxy(ctx, orders.url)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	meter.names, meter.pids = append(meter.names, "bare proxy"), append(meter.pids, bare.cmd.Process.Pid)
+	paths := []struct {
+		name, path, via, viaName string
+		target                   float64
+	}{
+		{"GET /v1/orders/{id}", "/v1/orders/" + orderID, p.gateway.url, "via gateway", 0.8},
+		{"GET /v1/orders/{id}", "/v1/orders/" + orderID, bare.url, "via bare proxy", 0},
+		{"GET /v1/orders?size=20 (first page)", "/v1/orders?size=20", p.gateway.url, "via gateway", 0.8},
 	}
 	var results []apiResult
 	for _, pt := range paths {
@@ -113,18 +125,18 @@ func benchAPI(ctx context.Context, cfg config, p *platform, orderID string, mete
 				return readLoad(ctx, client, orders.url+pt.path, cfg.apiClients, cfg.apiDuration)
 			})
 		}
-		viaGateway := func() (float64, error) {
+		via := func() (float64, error) {
 			return ar.gateway.measure(meter, func() (float64, int64, error) {
-				return readLoad(ctx, client, p.gateway.url+"/orders"+pt.path, cfg.apiClients, cfg.apiDuration)
+				return readLoad(ctx, client, pt.via+"/orders"+pt.path, cfg.apiClients, cfg.apiDuration)
 			})
 		}
 		// Warm both paths (connections, caches) before timing.
-		for _, base := range []string{orders.url, p.gateway.url + "/orders"} {
+		for _, base := range []string{orders.url, pt.via + "/orders"} {
 			if _, _, err := readLoad(ctx, client, base+pt.path, cfg.apiClients, 300*time.Millisecond); err != nil {
 				return nil, err
 			}
 		}
-		r, err := compare(cfg, pt.name+" via gateway", "same, direct to orders", 0.8, direct, viaGateway)
+		r, err := compare(cfg, pt.name+" "+pt.viaName, "same, direct to orders", pt.target, direct, via)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +149,7 @@ func benchAPI(ctx context.Context, cfg config, p *platform, orderID string, mete
 // printAPICPU prints the CPU one request cost each process, on each side.
 func printAPICPU(cfg config, meter *cpuMeter, rs []apiResult) {
 	w := cfg.out
-	fmt.Fprintf(w, "  CPU per request (µs; * server-wide), direct -> via gateway:\n")
+	fmt.Fprintf(w, "  CPU per request (µs; * server-wide), direct -> via the proxy:\n")
 	for _, r := range rs {
 		var parts []string
 		per := func(t cpuTally, ticks int64) float64 {
