@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.IntVar(&cfg.saga.customers, "saga-customers", 20, "saga: customers orders are placed for")
 	fs.IntVar(&cfg.saga.products, "saga-products", 1000, "saga: products (each order takes -saga-lines distinct ones at random; fewer means more orders contend for the same stock rows)")
 	fs.IntVar(&cfg.saga.lines, "saga-lines", 2, "saga: lines per order")
-	fs.DurationVar(&cfg.saga.poll, "saga-poll", 10*time.Millisecond, "saga: how often clients' orders are checked in the orders database")
+	fs.DurationVar(&cfg.saga.poll, "saga-poll", 25*time.Millisecond, "saga: how often clients' orders are checked in the orders database (one query per poll, counted in the saga's statements; latencies come from the events' timestamps, not from the poll)")
 	fs.IntVar(&cfg.limitMessages, "limit-messages", 20000, "broker limit: messages per run")
 	fs.IntVar(&cfg.limitPublishers, "limit-publishers", 4, "broker limit: publishing connections (the saga's publishers: orders, inventory, payments, shipping)")
 	fs.IntVar(&cfg.limitRepeat, "limit-repeat", 3, "runs of each limit; medians are reported")
