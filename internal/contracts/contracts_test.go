@@ -298,3 +298,49 @@ func TestHandleRoutesRefusesRoutesWithoutHandler(t *testing.T) {
 	}()
 	contracts.HandleRoutes(http.NewServeMux(), []contracts.Route{{Method: "GET", Path: "/v1/x"}})
 }
+
+// TestDatabaseServiceDocuments503 checks the rule: every operation of a
+// service with a bus (hence a database) documents the 503 problem, and a
+// service without one documents 503 only where a route lists it.
+func TestDatabaseServiceDocuments503(t *testing.T) {
+	api := fixture.NewAPI(hal.MustBase("http://gw"))
+	for _, database := range []bool{true, false} {
+		s := api.Service()
+		if !database {
+			s.Events = nil
+		}
+		doc := decode(t, generate(t, s).OpenAPI)
+		n := 0
+		for p, item := range doc["paths"].(map[string]any) {
+			for m, op := range item.(map[string]any) {
+				n++
+				ref := catalog.Path(op, "responses", "503", "$ref")
+				if database && ref != "#/components/responses/ServiceUnavailable" {
+					t.Errorf("with a database: %s %s: 503 refers to %v", strings.ToUpper(m), p, ref)
+				}
+				if !database && ref != nil {
+					t.Errorf("without a database: %s %s documents 503", strings.ToUpper(m), p)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatal("no operations")
+		}
+		resp := catalog.Path(doc, "components", "responses", "ServiceUnavailable")
+		if !database {
+			if resp != nil {
+				t.Error("without a database: components.responses.ServiceUnavailable exists")
+			}
+			continue
+		}
+		if ref := catalog.Path(resp, "content", "application/problem+json", "schema", "$ref"); ref != "#/components/schemas/Problem" {
+			t.Errorf("ServiceUnavailable schema: %v", ref)
+		}
+		if d, _ := catalog.Path(resp, "description").(string); !strings.Contains(d, "database") {
+			t.Errorf("ServiceUnavailable description %q does not name the database", d)
+		}
+		if st := catalog.Path(resp, "content", "application/problem+json", "example", "status"); st != float64(503) {
+			t.Errorf("ServiceUnavailable example status %v (%T)", st, st)
+		}
+	}
+}

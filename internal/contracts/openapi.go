@@ -40,6 +40,12 @@ var problemDescriptions = map[int]string{
 	http.StatusServiceUnavailable:    "a dependency (database or broker) is unavailable",
 }
 
+// databaseUnavailable describes the 503 that every operation of a service
+// with a database documents (see Service.hasDatabase): its error mapping
+// answers 503 while the database does not answer (mysqldb.IsUnavailable),
+// and the gateway answers 503 for every path of a service that is down.
+const databaseUnavailable = "the service's database does not answer, or (from the gateway) the service is down; retry later"
+
 // openAPI generates the OpenAPI document of s as indented JSON.
 func openAPI(s Service) ([]byte, error) {
 	r := openapi3.NewReflector()
@@ -62,6 +68,7 @@ func openAPI(s Service) ([]byte, error) {
 	if !s.OmitContractRoutes {
 		routes = append(routes, contractRoutes(s, nil)...)
 	}
+	database := s.hasDatabase()
 	tags := map[string]bool{}
 	for _, rt := range routes {
 		tag := rt.Tag
@@ -69,7 +76,7 @@ func openAPI(s Service) ([]byte, error) {
 			tag = defaultTag(rt.Path)
 		}
 		tags[tag] = true
-		if err := addOperation(r, rt, tag); err != nil {
+		if err := addOperation(r, rt, tag, database); err != nil {
 			return nil, fmt.Errorf("%s: %w", rt.Pattern(), err)
 		}
 	}
@@ -81,7 +88,7 @@ func openAPI(s Service) ([]byte, error) {
 	for _, t := range names {
 		spec.Tags = append(spec.Tags, openapi3.Tag{Name: t})
 	}
-	addProblemResponses(spec, routes)
+	addProblemResponses(spec, routes, database)
 	if err := addExamples(spec, routes, "http://127.0.0.1:8080"+strings.TrimSuffix(s.prefix(), "/")+"/v1"); err != nil {
 		return nil, err
 	}
@@ -115,7 +122,7 @@ func defaultTag(path string) string {
 	return segs[0]
 }
 
-func addOperation(r *openapi3.Reflector, rt Route, tag string) error {
+func addOperation(r *openapi3.Reflector, rt Route, tag string, database bool) error {
 	oc, err := r.NewOperationContext(rt.Method, rt.Path)
 	if err != nil {
 		return err
@@ -166,7 +173,7 @@ func addOperation(r *openapi3.Reflector, rt Route, tag string) error {
 		}))
 		oc.AddRespStructure(resp.Body, opts...)
 	}
-	for _, status := range errorStatuses(rt) {
+	for _, status := range errorStatuses(rt, database) {
 		name := problemResponseName(status)
 		oc.AddRespStructure(problem.Problem{}, openapi.WithHTTPStatus(status),
 			openapi.WithContentType(problem.ContentType),
@@ -181,9 +188,10 @@ func addOperation(r *openapi3.Reflector, rt Route, tag string) error {
 }
 
 // errorStatuses returns the problem statuses of rt: its own, those of body
-// decoding when it takes a body, and 500, sorted and without duplicates.
-func errorStatuses(rt Route) []int {
-	set := map[int]bool{http.StatusInternalServerError: true}
+// decoding when it takes a body, 500, and 503 when its service has a
+// database, sorted and without duplicates.
+func errorStatuses(rt Route, database bool) []int {
+	set := map[int]bool{http.StatusInternalServerError: true, http.StatusServiceUnavailable: database}
 	for _, s := range rt.Errors {
 		set[s] = true
 	}
@@ -193,8 +201,10 @@ func errorStatuses(rt Route) []int {
 		}
 	}
 	out := make([]int, 0, len(set))
-	for s := range set {
-		out = append(out, s)
+	for s, ok := range set {
+		if ok {
+			out = append(out, s)
+		}
 	}
 	sort.Ints(out)
 	return out
@@ -207,8 +217,9 @@ func problemResponseName(status int) string {
 }
 
 // addProblemResponses adds to spec's components the shared problem
-// responses the routes refer to, each with an example.
-func addProblemResponses(spec *openapi3.Spec, routes []Route) {
+// responses the routes refer to, each with an example. database: the
+// service has a database, which its 503 is about.
+func addProblemResponses(spec *openapi3.Spec, routes []Route, database bool) {
 	comps := spec.ComponentsEns()
 	if comps.Responses == nil {
 		comps.Responses = &openapi3.ComponentsResponses{}
@@ -217,12 +228,15 @@ func addProblemResponses(spec *openapi3.Spec, routes []Route) {
 		comps.Responses.MapOfResponseOrRefValues = map[string]openapi3.ResponseOrRef{}
 	}
 	for _, rt := range routes {
-		for _, status := range errorStatuses(rt) {
+		for _, status := range errorStatuses(rt, database) {
 			desc := problemDescriptions[status]
+			if status == http.StatusServiceUnavailable && database {
+				desc = databaseUnavailable
+			}
+			var example any = problemExample(status, desc)
 			if desc == "" {
 				desc = http.StatusText(status)
 			}
-			var example any = problemExample(status)
 			comps.Responses.MapOfResponseOrRefValues[problemResponseName(status)] = openapi3.ResponseOrRef{Response: &openapi3.Response{
 				Description: desc,
 				Content: map[string]openapi3.MediaType{problem.ContentType: {
@@ -341,13 +355,14 @@ func lastSegment(path string) string {
 	return ""
 }
 
-// problemExample is the example problem for status.
-func problemExample(status int) map[string]any {
+// problemExample is the example problem for status, with detail (none
+// when empty).
+func problemExample(status int, detail string) map[string]any {
 	p := map[string]any{
 		"type":     problem.TypeBlank,
 		"title":    http.StatusText(status),
 		"status":   status,
-		"detail":   problemDescriptions[status],
+		"detail":   detail,
 		"instance": "/v1/orders/7d2c4e5f-0b1a-4c3d-9e8f-1a2b3c4d5e6f",
 	}
 	switch status {

@@ -36,7 +36,8 @@ type Route struct {
 	// Responses are the successful answers.
 	Responses []Response
 	// Errors lists the other statuses the operation answers with an
-	// application/problem+json body (404, 409, 412 …). 500 is always added.
+	// application/problem+json body (404, 409, 412 …). 500 is always added,
+	// and 503 to every route of a service with a database (Service.Events).
 	Errors []int
 }
 

@@ -30,7 +30,8 @@ type Service struct {
 	// contract routes that Mount adds.
 	Routes []Route
 	// Events is the service's bus; nil for a process without one: it then
-	// has no AsyncAPI manifest.
+	// has no AsyncAPI manifest. A service with a bus has a database, so every
+	// operation of its OpenAPI manifest documents 503 (see hasDatabase).
 	Events Events
 	// Prefix is where the gateway serves this API: default "/" + Dir; "/"
 	// for the gateway itself.
@@ -40,6 +41,13 @@ type Service struct {
 	// the portal serves its manifest).
 	OmitContractRoutes bool
 }
+
+// hasDatabase reports whether s has a database: on this platform, exactly
+// the services with a bus (their outbox and inbox are tables of it;
+// scripts/services.conf: no queue, no database). Every operation of such a
+// service documents 503 (problem+json): its API answers 503 while the
+// database does not answer.
+func (s Service) hasDatabase() bool { return s.Events != nil }
 
 // prefix returns where the gateway serves s's API.
 func (s Service) prefix() string {

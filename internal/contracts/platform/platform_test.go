@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/contracts/catalog"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/fixture"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 )
@@ -200,5 +201,70 @@ func TestDriftCatchesStructChanges(t *testing.T) {
 			}
 			t.Log(drift[0])
 		})
+	}
+}
+
+// databaseServices returns the directories of the services that have a
+// database, read from scripts/services.conf (a name of "-" means no queue and
+// no database: the gateway).
+func databaseServices(t *testing.T) []string {
+	t.Helper()
+	conf, err := os.ReadFile(filepath.Join(repoRoot(t), "scripts", "services.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for line := range strings.SplitSeq(string(conf), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || f[1] == "-" {
+			continue
+		}
+		dirs = append(dirs, f[0])
+	}
+	if len(dirs) == 0 {
+		t.Fatal("scripts/services.conf lists no service with a database")
+	}
+	return dirs
+}
+
+// TestDatabaseServicesDocument503 fails when an operation of a service with
+// a database does not document the 503 problem its API answers while the
+// database does not (mysqldb.IsUnavailable in each service's error mapping).
+func TestDatabaseServicesDocument503(t *testing.T) {
+	files, err := generated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range databaseServices(t) {
+		p := "contracts/openapi/" + dir + ".yaml"
+		y, ok := files[p]
+		if !ok {
+			t.Errorf("%s: not generated", p)
+			continue
+		}
+		doc, err := catalog.Decode(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := catalog.Path(doc, "components", "responses", "ServiceUnavailable")
+		if ref := catalog.Path(resp, "content", "application/problem+json", "schema", "$ref"); ref != "#/components/schemas/Problem" {
+			t.Errorf("%s: components.responses.ServiceUnavailable is not a problem+json Problem (schema %v)", p, ref)
+		}
+		if d, _ := catalog.Path(resp, "description").(string); !strings.Contains(d, "database") {
+			t.Errorf("%s: the 503 description %q does not name the database", p, d)
+		}
+		ops := 0
+		paths, _ := doc["paths"].(map[string]any)
+		for path, item := range paths {
+			for method, op := range item.(map[string]any) {
+				ops++
+				if ref := catalog.Path(op, "responses", "503", "$ref"); ref != "#/components/responses/ServiceUnavailable" {
+					t.Errorf("%s: %s %s does not document 503 (ref %v)", p, strings.ToUpper(method), path, ref)
+				}
+			}
+		}
+		if ops == 0 {
+			t.Errorf("%s: no operations", p)
+		}
 	}
 }
