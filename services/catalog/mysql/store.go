@@ -93,20 +93,19 @@ func (r row) product() product.Product {
 
 const columns = "id, sku, name, description, price_amount, price_currency, status, version, added_at, updated_at"
 
-// inTx runs fn in a transaction and commits it. When fn reports that it
+// inTx runs fn in a transaction and commits it, running it again on a
+// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
+// reports to its caller. When the attempt that committed reports that it
 // enqueued events, the relay is woken after the commit.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	var enqueued bool
+	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var err error
+		enqueued, err = fn(tx)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	defer tx.Rollback()
-	enqueued, err := fn(tx)
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	if enqueued {
 		s.notify()
@@ -155,7 +154,9 @@ func (s *Store) Get(ctx context.Context, id string) (product.Product, error) {
 }
 
 // Update locks the product row, applies change and, when it changed
-// something, stores it and enqueues product_updated or product_retired.
+// something, stores it and enqueues product_updated or product_retired. The
+// transaction runs again on a deadlock, so change may be called more than
+// once, each time with the row as then read.
 func (s *Store) Update(ctx context.Context, id string, change func(p *product.Product) (product.Outcome, error)) (product.Product, error) {
 	var out product.Product
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {

@@ -89,20 +89,19 @@ func (r row) customer() customer.Customer {
 
 const columns = "id, email, name, status, version, registered_at, updated_at"
 
-// inTx runs fn in a transaction and commits it. When fn reports that it
+// inTx runs fn in a transaction and commits it, running it again on a
+// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
+// reports to its caller. When the attempt that committed reports that it
 // enqueued events, the relay is woken after the commit.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	var enqueued bool
+	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var err error
+		enqueued, err = fn(tx)
+		return err
+	})
 	if err != nil {
 		return err
-	}
-	defer tx.Rollback()
-	enqueued, err := fn(tx)
-	if err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	if enqueued {
 		s.notify()
@@ -169,7 +168,9 @@ func lockRow(ctx context.Context, tx *sqlx.Tx, id string) (customer.Customer, er
 }
 
 // Update locks the customer row, applies change and, when it changed
-// something, stores it and enqueues customer_updated.
+// something, stores it and enqueues customer_updated. The transaction runs
+// again on a deadlock, so change may be called more than once, each time
+// with the row as then read.
 func (s *Store) Update(ctx context.Context, id string, change func(c *customer.Customer) (bool, error)) (customer.Customer, error) {
 	var out customer.Customer
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
@@ -197,7 +198,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(c *customer.C
 
 // Remove locks the customer row, asks check, deletes the row and enqueues
 // customer_removed carrying the customer with status "removed" and the
-// next version.
+// next version. check may be called more than once (see Update).
 func (s *Store) Remove(ctx context.Context, id string, check func(c customer.Customer) error) (customer.Customer, error) {
 	var out customer.Customer
 	err := s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {

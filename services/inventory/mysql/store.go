@@ -77,20 +77,11 @@ func NewStore(db *sqlx.DB, rep Representation, notify func()) (*Store, error) {
 	}, nil
 }
 
-// inTx runs f in a transaction of its own and commits it; the commit error is returned.
+// inTx runs f in a transaction of its own and commits it; the commit error is returned. On a
+// deadlock or lock wait timeout the transaction runs again (mysqldb.InTx): f must assign, not
+// accumulate, what it returns to its caller.
 func (s *Store) inTx(ctx context.Context, f func(tx *sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := f(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return mysqldb.InTx(ctx, s.db, f)
 }
 
 type stockRow struct {
@@ -135,6 +126,7 @@ func (s *Store) StockItems(ctx context.Context, f inventory.StockFilter, limit, 
 	var items []inventory.StockItem
 	var total int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		items = nil // an attempt that deadlocked may have filled it
 		if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM stock_items`+where, args...); err != nil {
 			return err
 		}
@@ -230,6 +222,7 @@ func (s *Store) Replenishments(ctx context.Context, productID string, limit, off
 	var out []inventory.Replenishment
 	var total int
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		out = nil // an attempt that deadlocked may have filled it
 		if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM replenishments`+where, args...); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/inventory/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
@@ -406,4 +408,94 @@ func isDeadlock(err error) bool {
 
 func line(productID string, quantity int64) inventory.Line {
 	return inventory.Line{ProductID: productID, Quantity: quantity}
+}
+
+// TestReplenishRetriesALockWaitTimeout: an API transaction that fails on a lock wait timeout
+// (1205) runs again (mysqldb.InTx) instead of failing the request, and its retry records one
+// replenishment, enqueues one event and wakes the relay once. The store's sessions wait 1 s for a
+// lock; another transaction holds the stock row until Replenish's second attempt waits for it.
+func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg, err := mysql.ParseDSN(testinfra.NewDatabaseDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
+	db := testinfra.OpenDatabase(t, cfg.FormatDSN())
+	if err := Migrate(ctx, db, nil); err != nil {
+		t.Fatal(err)
+	}
+	var notified atomic.Int32
+	s, err := NewStore(db, httpapi.NewResources(hal.MustBase("http://gateway.test")), func() { notified.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	addProduct(t, s, db, "p1", 0)
+
+	blocker, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = blocker.Rollback() }()
+	var id string
+	if err := blocker.QueryRowxContext(ctx, `SELECT product_id FROM stock_items WHERE product_id = 'p1' FOR UPDATE`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.Replenish(ctx, "p1", 3)
+		done <- err
+	}()
+	first := awaitLockWait(t, db, "", done)
+	second := awaitLockWait(t, db, first, done) // the first timed out and was run again
+	t.Logf("lock waits: %s, then %s", first, second)
+	if err := blocker.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Replenish: %v", err)
+	}
+	if got := stockOf(t, s, "p1"); got.Available != 3 || got.Version != 2 {
+		t.Fatalf("stock %+v, want 3 available at version 2", got)
+	}
+	if reps, total, err := s.Replenishments(ctx, "p1", 10, 0); err != nil || total != 1 || len(reps) != 1 {
+		t.Fatalf("replenishments %+v (total %d, %v), want one", reps, total, err)
+	}
+	if n := len(outbox(t, db, stockevents.StockReplenished.Type())); n != 1 {
+		t.Fatalf("%d stock_replenished events, want 1", n)
+	}
+	if n := notified.Load(); n != 1 {
+		t.Fatalf("relay woken %d times, want 1", n)
+	}
+}
+
+// awaitLockWait waits until a transaction of db's database other than not is waiting for a lock,
+// and returns it (its id and start time: the server reuses the id of a transaction that wrote
+// nothing, and starts a transaction run again after a lock wait timeout of 1 s in a later second).
+// It fails the test when done is sent to meanwhile. It polls every 200 ms: the server refreshes
+// INNODB_TRX only when it was not read in the last 100 ms.
+func awaitLockWait(t *testing.T, db *sqlx.DB, not string, done <-chan error) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var trxs []string
+		if err := db.Select(&trxs, `SELECT CONCAT(t.trx_id, ' started ', t.trx_started) FROM information_schema.INNODB_TRX t
+			JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+			WHERE p.DB = DATABASE() AND t.trx_state = 'LOCK WAIT'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, trx := range trxs {
+			if trx != not {
+				return trx
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the transaction ended instead of waiting for a lock: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Fatal("no transaction waits for a lock")
+	return ""
 }

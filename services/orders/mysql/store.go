@@ -80,20 +80,11 @@ func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
 	return &Store{db: db, render: render, notify: notify, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}, nil
 }
 
-// inTx runs fn in one transaction and commits it when fn returns nil.
+// inTx runs fn in one transaction and commits it when fn returns nil,
+// running it again on a deadlock or lock wait timeout (mysqldb.InTx): fn
+// must assign, not accumulate, what it returns to its caller.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("mysql: begin: %w", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("mysql: commit: %w", err)
-	}
-	return nil
+	return mysqldb.InTx(ctx, s.db, fn)
 }
 
 // errKeyTaken: the Idempotency-Key row exists (or is being written by a
@@ -248,6 +239,7 @@ func (s *Store) Orders(ctx context.Context, f order.Filter) ([]*order.Order, int
 		total  int
 	)
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
+		orders = nil // an attempt that deadlocked may have filled it
 		if err := tx.GetContext(ctx, &total, "SELECT COUNT(*) FROM orders"+cond, args...); err != nil {
 			return fmt.Errorf("mysql: count orders: %w", err)
 		}
@@ -279,7 +271,8 @@ func (s *Store) Orders(ctx context.Context, f order.Filter) ([]*order.Order, int
 // order_cancelled (reason customer_requested). ifMatch, when not nil, is
 // asked whether the current version may be changed (If-Match). Errors wrap
 // order.ErrNotFound, order.ErrVersionMismatch or order.ErrNotCancellable.
-// It returns the cancelled order.
+// It returns the cancelled order. ifMatch may be called more than once: the
+// transaction runs again on a deadlock.
 func (s *Store) CancelOrder(ctx context.Context, id string, ifMatch func(version int64) bool) (*order.Order, error) {
 	var o *order.Order
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {

@@ -172,32 +172,47 @@ func (s *Store) CancelShipment(ctx context.Context, tx *sqlx.Tx, orderID string)
 // UpdateShipment changes shipment id in one transaction: it locks it, calls change with it (the
 // rule: it returns the next state and whether anything changed, or an error such as
 // shipment.ErrVersionMismatch or shipment.ErrIllegalTransition), stores the result and enqueues
-// shipment_dispatched or shipment_delivered for the new status. It returns the shipment as stored.
+// shipment_dispatched or shipment_delivered for the new status. It returns the shipment as stored,
+// or with change's error the shipment as read. The transaction runs again on a deadlock or lock wait
+// timeout (mysqldb.InTx), so change may be called more than once, each time with the shipment as
+// then read.
 func (s *Store) UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error) {
-	tx, err := s.db.BeginTxx(ctx, nil)
+	var (
+		out       shipment.Shipment
+		changed   bool
+		changeErr error
+	)
+	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		out, changed, changeErr = shipment.Shipment{}, false, nil
+		cur, err := s.get(ctx, tx, `id = ?`, id, true)
+		if err != nil {
+			return err
+		}
+		next, ch, err := change(cur, s.now())
+		if err != nil {
+			out, changeErr = cur, err
+			return err
+		}
+		if !ch {
+			out = cur
+			return nil // nothing written: the commit only ends the locking read
+		}
+		if err := s.save(ctx, tx, cur.Version, next); err != nil {
+			return err
+		}
+		out, changed = next, true
+		return nil
+	})
 	if err != nil {
-		return shipment.Shipment{}, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	cur, err := s.get(ctx, tx, `id = ?`, id, true)
-	if err != nil {
+		if changeErr != nil { // the last attempt failed in change: InTx returned its error
+			return out, err
+		}
 		return shipment.Shipment{}, err
 	}
-	next, changed, err := change(cur, s.now())
-	if err != nil {
-		return cur, err
+	if changed {
+		s.notify()
 	}
-	if !changed {
-		return cur, nil
-	}
-	if err := s.save(ctx, tx, cur.Version, next); err != nil {
-		return shipment.Shipment{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return shipment.Shipment{}, fmt.Errorf("commit: %w", err)
-	}
-	s.notify()
-	return next, nil
+	return out, nil
 }
 
 // save writes sh over the stored version prev and enqueues the event of its new status.
