@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -102,3 +103,16 @@ func TestFlagsAreChecked(t *testing.T) {
 type discard struct{}
 
 func (*discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestBackgroundShare(t *testing.T) {
+	cpus := float64(runtime.NumCPU())
+	if got, want := backgroundShare(300, 100, time.Second), 200/(100*cpus); math.Abs(got-want) > 1e-9 {
+		t.Errorf("backgroundShare(300, 100, 1s) = %v, want %v", got, want)
+	}
+	if got := backgroundShare(100, 150, time.Second); got != 0 {
+		t.Errorf("more known than machine ticks: %v, want 0", got)
+	}
+	if got := sumTicks([]int64{10, -1, 5}, []int64{15, 40, 9}); got != 9 {
+		t.Errorf("sumTicks = %d, want 9 (unreadable processes left out)", got)
+	}
+}

@@ -244,24 +244,52 @@ type limits struct {
 	boundBy       string
 	fraction      float64 // saga throughput / implied
 	sagaOrdersSec float64
+	background    float64 // the highest background load of a limit run (see busyShare)
 }
 
 // cpuSaturated is the machine busy share above which a limit run is taken
 // to be bound by CPU.
 const cpuSaturated = 0.85
 
-// busyShare runs run and returns its result with the share of the machine's
-// CPU time (all CPUs; steal counts as busy) that was busy meanwhile.
-func busyShare(run func() (float64, error)) (float64, float64, error) {
-	before, start := machineTicks(), time.Now()
-	v, err := run()
+// busyShare runs run and returns its result, the share of the machine's CPU
+// time (all CPUs; steal counts as busy) that was busy meanwhile, and the
+// share used by processes that are neither the platform, its broker and
+// database, nor this benchmark (background load).
+func busyShare(meter *cpuMeter, run func() (float64, error)) (v, busy, background float64, err error) {
+	before, known, self, start := machineTicks(), meter.read(), selfTicks(), time.Now()
+	v, err = run()
 	ticks, elapsed := machineTicks()-before, time.Since(start)
-	share := 0.0
 	if elapsed > 0 && before > 0 {
-		share = float64(ticks) / (elapsed.Seconds() * 100 * float64(runtime.NumCPU())) // a tick is 10 ms
+		busy = min(float64(ticks)/(elapsed.Seconds()*100*float64(runtime.NumCPU())), 1) // a tick is 10 ms
+		background = backgroundShare(ticks, sumTicks(known, meter.read())+selfTicks()-self, elapsed)
 	}
-	return v, min(share, 1), err
+	return v, busy, background, err
 }
+
+// sumTicks adds up the CPU ticks each process used between two readings of
+// a cpuMeter (processes unreadable in either are left out).
+func sumTicks(before, after []int64) int64 {
+	var n int64
+	for i := range before {
+		if i < len(after) && before[i] >= 0 && after[i] >= 0 {
+			n += after[i] - before[i]
+		}
+	}
+	return n
+}
+
+// backgroundShare is the share of the machine's CPU time over elapsed that
+// the machine was busy beyond the ticks of the known processes.
+func backgroundShare(machine, known int64, elapsed time.Duration) float64 {
+	if elapsed <= 0 || machine <= 0 {
+		return 0
+	}
+	return max(0, float64(machine-known)/(elapsed.Seconds()*100*float64(runtime.NumCPU())))
+}
+
+// backgroundWarn is the background load above which the limits and the saga
+// are not comparable: they were measured on machines that were not the same.
+const backgroundWarn = 0.10
 
 // measureLimits measures the broker's and the database's limits and the
 // bound they imply for the saga. Each alone allows limit / (units per order)
@@ -270,7 +298,7 @@ func busyShare(run func() (float64, error)) (float64, float64, error) {
 // database CPU time, and the implied limit is 1 / (events/broker +
 // commits/database). Otherwise (one is bound by something else, e.g. disk
 // flushes) it is the smaller of the two.
-func measureLimits(ctx context.Context, cfg config, r sagaResult, queues int) (limits, error) {
+func measureLimits(ctx context.Context, cfg config, r sagaResult, queues int, meter *cpuMeter) (limits, error) {
 	l := limits{queues: queues, publishers: cfg.limitPublishers, dbRates: map[int]float64{}, dbBusy: map[int]float64{}, msgBytes: r.avgEventBytes}
 	msgs, err := sizedMessages(ctx, cfg.limitMessages, r.avgEventBytes, r.sampleHeaders)
 	if err != nil {
@@ -278,21 +306,23 @@ func measureLimits(ctx context.Context, cfg config, r sagaResult, queues int) (l
 	}
 	var busy []float64
 	for range cfg.limitRepeat {
-		v, b, err := busyShare(func() (float64, error) { return brokerFanout(ctx, cfg, queues, cfg.limitPublishers, msgs) })
+		v, b, bg, err := busyShare(meter, func() (float64, error) { return brokerFanout(ctx, cfg, queues, cfg.limitPublishers, msgs) })
 		if err != nil {
 			return l, fmt.Errorf("broker fanout: %w", err)
 		}
 		l.brokerRuns, busy = append(l.brokerRuns, v), append(busy, b)
+		l.background = max(l.background, bg)
 	}
 	l.brokerRate, l.brokerBusy = medianOf(l.brokerRuns), medianOf(busy)
 	for _, c := range cfg.dbConns {
 		var runs, busy []float64
 		for range cfg.limitRepeat {
-			v, b, err := busyShare(func() (float64, error) { return dbCommits(ctx, cfg, c, r.avgEventBytes, cfg.dbDuration) })
+			v, b, bg, err := busyShare(meter, func() (float64, error) { return dbCommits(ctx, cfg, c, r.avgEventBytes, cfg.dbDuration) })
 			if err != nil {
 				return l, fmt.Errorf("database commits: %w", err)
 			}
 			runs, busy = append(runs, v), append(busy, b)
+			l.background = max(l.background, bg)
 		}
 		l.dbRates[c], l.dbBusy[c] = medianOf(runs), medianOf(busy)
 		if l.dbRates[c] > l.dbBest {
@@ -357,6 +387,11 @@ func printLimits(cfg config, r sagaResult, l limits) {
 	verdict := "met"
 	if l.fraction < 0.5 {
 		verdict = "MISSED"
+	}
+	if bg := max(l.background, r.background); bg > backgroundWarn {
+		verdict += " (UNRELIABLE: see below)"
+		defer fmt.Fprintf(w, "  UNRELIABLE: other processes used up to %.0f%% of the CPUs during the saga (%.0f%%) or a limit run (%.0f%%), so the limits and the saga\n"+
+			"  were not measured on the same machine. Run scripts/bench on a machine with nothing else running.\n", 100*bg, 100*r.background, 100*l.background)
 	}
 	fmt.Fprintf(w, "  implied limit      %7.1f orders/s (%s); saga (best phase) %.1f orders/s = %.2f of it  target >= 0.50 %s\n",
 		l.implied, l.boundBy, l.sagaOrdersSec, l.fraction, verdict)

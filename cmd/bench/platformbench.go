@@ -71,7 +71,7 @@ func benchPlatform(ctx context.Context, cfg config, saga, api bool) (err error) 
 	if saga {
 		printSagaPhases(cfg, phases)
 		printSaga(cfg, best)
-		l, err := measureLimits(ctx, cfg, best, len(p.withQueue()))
+		l, err := measureLimits(ctx, cfg, best, len(p.withQueue()), cpu)
 		if err != nil {
 			return fmt.Errorf("limits: %w", err)
 		}

@@ -381,6 +381,7 @@ type sagaResult struct {
 	sampleHeaders          map[string]string
 	elapsed                time.Duration
 	confirmedLatencyFromDB bool
+	background             float64 // share of the machine's CPU time used by processes outside the platform and the bench during the run
 }
 
 // runSaga places orders with sc.clients closed-loop clients (each places an
@@ -394,7 +395,7 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 	if err != nil {
 		return res, err
 	}
-	cpuBefore, machineBefore := cpu.read(), machineTicks()
+	cpuBefore, machineBefore, selfBefore, cpuStart := cpu.read(), machineTicks(), selfTicks(), time.Now()
 	orders := p.service("orders")
 	w := &watcher{db: orders.db, waiting: map[string]chan string{}}
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -479,7 +480,8 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 	if err != nil {
 		return res, err
 	}
-	cpuAfter, machineAfter := cpu.read(), machineTicks()
+	cpuAfter, machineAfter, selfAfter := cpu.read(), machineTicks(), selfTicks()
+	res.background = backgroundShare(machineAfter-machineBefore, sumTicks(cpuBefore, cpuAfter)+selfAfter-selfBefore, time.Since(cpuStart))
 
 	// Exact confirmation times: fired_at of each order_confirmed in the outbox.
 	confirmedAt := map[string]time.Time{}
@@ -667,6 +669,7 @@ func printSaga(cfg config, r sagaResult) {
 		}
 	}
 	fmt.Fprintf(w, "  CPU per order (ms)            %s; sum %.1f, whole machine %.1f (* server-wide)\n", strings.Join(cpu, ", "), total, r.machineCPUPerOrder)
+	fmt.Fprintf(w, "  background load               %.0f%% of the CPUs used by processes outside the platform and the bench during the run\n", 100*r.background)
 }
 
 // stage is one step of an order's way to confirmed, timed from the
