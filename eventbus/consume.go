@@ -14,8 +14,9 @@ import (
 
 // handler is one registered event handler, type-erased.
 type handler struct {
-	info EventInfo
-	fn   func(ctx context.Context, in incoming) error
+	info   EventInfo
+	decode func(body []byte, messageID string) (envelope, error) // typedDecoder of the handler's entity type
+	fn     func(ctx context.Context, in incoming) error
 }
 
 // incoming is a validated delivery on its way to a handler.
@@ -46,7 +47,7 @@ func Permanent(err error) error { return &PermanentError{Err: err} }
 // retried like an error). Register before Run; a second handler for the same
 // type is refused.
 func Handle[T any](b *Bus, et EventType[T], h func(ctx context.Context, ev Event[T]) error) error {
-	return b.register(et.Info(), func(ctx context.Context, in incoming) error {
+	return b.register(et.Info(), typedDecoder[T](et.Info().EntityKey), func(ctx context.Context, in incoming) error {
 		ev, err := decodeEvent[T](in)
 		if err != nil {
 			return err
@@ -66,13 +67,17 @@ func decodeEvent[T any](in incoming) (Event[T], error) {
 		Traceparent:   headerString(in.d.Headers, HeaderTraceparent),
 		Attempt:       in.attempt,
 	}
+	if p, ok := in.env.value.(*T); ok {
+		ev.Entity = *p
+		return ev, nil
+	}
 	if err := json.Unmarshal(in.env.entity, &ev.Entity); err != nil {
 		return ev, malformed("entity does not decode into %T: %v", ev.Entity, err)
 	}
 	return ev, nil
 }
 
-func (b *Bus) register(info EventInfo, fn func(context.Context, incoming) error) error {
+func (b *Bus) register(info EventInfo, decode func([]byte, string) (envelope, error), fn func(context.Context, incoming) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.started {
@@ -84,7 +89,7 @@ func (b *Bus) register(info EventInfo, fn func(context.Context, incoming) error)
 	if _, dup := b.handlers[info.Type()]; dup {
 		return fmt.Errorf("eventbus: a handler for %s is already registered", info.Type())
 	}
-	b.handlers[info.Type()] = &handler{info: info, fn: fn}
+	b.handlers[info.Type()] = &handler{info: info, decode: decode, fn: fn}
 	return nil
 }
 
@@ -103,7 +108,7 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 	err := b.validateDelivery(&d)
 	var env envelope
 	if err == nil {
-		env, err = decodeEnvelope(d.Body, d.MessageId, h.info.EntityKey)
+		env, err = h.decode(d.Body, d.MessageId)
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))

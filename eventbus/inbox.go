@@ -28,7 +28,7 @@ func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Co
 	if db == nil {
 		return errors.New("eventbus: HandleTx needs a database")
 	}
-	return b.register(et.Info(), func(ctx context.Context, in incoming) error {
+	return b.register(et.Info(), typedDecoder[T](et.Info().EntityKey), func(ctx context.Context, in incoming) error {
 		ev, err := decodeEvent[T](in)
 		if err != nil {
 			return err
