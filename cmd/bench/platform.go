@@ -553,22 +553,41 @@ func (m *cpuMeter) read() []int64 {
 
 // machineTicks returns the busy CPU time of the whole machine (all CPUs, not
 // idle nor iowait) from /proc/stat, in clock ticks, or 0.
-func machineTicks() int64 {
+func machineTicks() int64 { return readCPUStat().busy }
+
+// cpuStat is the machine's CPU time so far, in clock ticks, from /proc/stat.
+type cpuStat struct {
+	busy  int64 // everything but idle and iowait
+	procs int64 // user, nice and system: the time processes are charged with
+	steal int64 // taken by the hypervisor for other guests
+}
+
+func readCPUStat() cpuStat {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return cpuStat{}
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuStat{}
 	}
-	var busy int64
+	var st cpuStat
 	for i, v := range f[1:] {
 		n, _ := strconv.ParseInt(v, 10, 64)
-		if i != 3 && i != 4 { // idle, iowait
-			busy += n
+		switch {
+		case i == 3 || i == 4: // idle, iowait
+			continue
+		case i <= 2: // user, nice, system
+			st.procs += n
+		case i == 7:
+			st.steal += n
 		}
+		st.busy += n
 	}
-	return busy
+	return st
+}
+
+func (a cpuStat) sub(b cpuStat) cpuStat {
+	return cpuStat{busy: a.busy - b.busy, procs: a.procs - b.procs, steal: a.steal - b.steal}
 }

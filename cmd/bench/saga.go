@@ -382,6 +382,7 @@ type sagaResult struct {
 	elapsed                time.Duration
 	confirmedLatencyFromDB bool
 	background             float64 // share of the machine's CPU time used by processes outside the platform and the bench during the run
+	steal                  float64 // share of it the hypervisor gave to other guests
 }
 
 // runSaga places orders with sc.clients closed-loop clients (each places an
@@ -395,7 +396,8 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 	if err != nil {
 		return res, err
 	}
-	cpuBefore, machineBefore, selfBefore, cpuStart := cpu.read(), machineTicks(), selfTicks(), time.Now()
+	cpuBefore, statBefore, selfBefore, cpuStart := cpu.read(), readCPUStat(), selfTicks(), time.Now()
+	machineBefore := statBefore.busy
 	orders := p.service("orders")
 	w := &watcher{db: orders.db, waiting: map[string]chan string{}}
 	wctx, stopWatch := context.WithCancel(ctx)
@@ -480,8 +482,11 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 	if err != nil {
 		return res, err
 	}
-	cpuAfter, machineAfter, selfAfter := cpu.read(), machineTicks(), selfTicks()
-	res.background = backgroundShare(machineAfter-machineBefore, sumTicks(cpuBefore, cpuAfter)+selfAfter-selfBefore, time.Since(cpuStart))
+	cpuAfter, statAfter, selfAfter := cpu.read(), readCPUStat(), selfTicks()
+	machineAfter := statAfter.busy
+	delta, elapsed := statAfter.sub(statBefore), time.Since(cpuStart)
+	res.background = backgroundShare(delta.procs, sumTicks(cpuBefore, cpuAfter)+selfAfter-selfBefore, elapsed)
+	res.steal = backgroundShare(delta.steal, 0, elapsed)
 
 	// Exact confirmation times: fired_at of each order_confirmed in the outbox.
 	confirmedAt := map[string]time.Time{}
@@ -669,7 +674,7 @@ func printSaga(cfg config, r sagaResult) {
 		}
 	}
 	fmt.Fprintf(w, "  CPU per order (ms)            %s; sum %.1f, whole machine %.1f (* server-wide)\n", strings.Join(cpu, ", "), total, r.machineCPUPerOrder)
-	fmt.Fprintf(w, "  background load               %.0f%% of the CPUs used by processes outside the platform and the bench during the run\n", 100*r.background)
+	fmt.Fprintf(w, "  background load               %.0f%% of the CPUs used by processes outside the platform and the bench during the run; %.0f%% stolen by the hypervisor\n", 100*r.background, 100*r.steal)
 }
 
 // stage is one step of an order's way to confirmed, timed from the
