@@ -180,27 +180,6 @@ func malformed(format string, args ...any) error {
 	return &MalformedError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// decodeEnvelope validates a payload against the event rules: a JSON object
-// with a uuid equal to messageID, a fired_at in FiredAtLayout and an object
-// under entityKey. It keeps the entity raw; handlers decode payloads with
-// typedDecoder, which checks the same rules in one pass.
-func decodeEnvelope(body []byte, messageID, entityKey string) (envelope, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return envelope{}, malformed("payload is not a JSON object: %v", err)
-	}
-	env, err := checkEnvelope(fields["uuid"], fields["fired_at"], messageID)
-	if err != nil {
-		return envelope{}, err
-	}
-	ent, ok := fields[entityKey]
-	if !ok || len(ent) == 0 || ent[0] != '{' {
-		return envelope{}, malformed("payload has no %q object", entityKey)
-	}
-	env.entity = ent
-	return env, nil
-}
-
 // checkEnvelope checks a payload's uuid and fired_at, as raw JSON values
 // (nil when absent).
 func checkEnvelope(rawID, rawFired json.RawMessage, messageID string) (envelope, error) {
@@ -239,9 +218,9 @@ func checkEnvelope(rawID, rawFired json.RawMessage, messageID string) (envelope,
 // entityKey, is a T. It reads the payload in one json.Unmarshal into a struct
 // made for the key (uuid, fired_at and a *T), instead of a map of raw values
 // and then the entity again: decoding events was the largest single cost of
-// the services that handle them. It applies the rules of decodeEnvelope and
-// gives the same reasons, plus "entity does not decode into T" for an entity
-// of the wrong shape. As everywhere in encoding/json, keys match without
+// the services that handle them. The rules: a JSON object with a uuid equal
+// to messageID, a fired_at in FiredAtLayout and an object under entityKey
+// that decodes into a T; each broken rule has its own reason. As everywhere in encoding/json, keys match without
 // regard to case: a "UUID" key is read as the uuid (publishers through this
 // package always write the lower-case names).
 func typedDecoder[T any](entityKey string) func(body []byte, messageID string) (envelope, error) {
