@@ -30,9 +30,12 @@ type seen struct {
 // /created answers 201 with the Location given in ?loc=.
 func echo(t *testing.T, last *seen) *httptest.Server {
 	t.Helper()
+	var mu sync.Mutex // the health check asks upstreams concurrently
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
 		*last = seen{r.Method, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, string(b), r.Header.Clone()}
+		mu.Unlock()
 		if id := r.Header.Get("X-Request-Id"); id != "" {
 			w.Header().Set("X-Request-Id", id) // as every service does (httpkit.RequestID)
 		}
@@ -267,11 +270,14 @@ func TestNewRejectsBadConfig(t *testing.T) {
 // concurrency, would do for the excess).
 func TestUpstreamConnectionsAreReusedUnderConcurrency(t *testing.T) {
 	var dials atomic.Int64
-	release := make(chan struct{})
+	var release atomic.Pointer[chan struct{}] // one channel per wave, replaced while handlers may still read it
+	first := make(chan struct{})
+	release.Store(&first)
 	var inFlight sync.WaitGroup
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wait := *release.Load()
 		inFlight.Done()
-		<-release // hold every request until all of the wave arrived: 100 connections at once
+		<-wait // hold every request until all of the wave arrived: 100 connections at once
 		_, _ = io.WriteString(w, `{}`)
 	}))
 	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -294,15 +300,16 @@ func TestUpstreamConnectionsAreReusedUnderConcurrency(t *testing.T) {
 			})
 		}
 		inFlight.Wait()
-		close(release)
+		close(*release.Load())
 		done.Wait()
-		release = make(chan struct{})
+		next := make(chan struct{})
+		release.Store(&next)
 	}
 	wave()
-	first := dials.Load()
+	dialed := dials.Load()
 	wave()
-	if again := dials.Load() - first; again != 0 {
-		t.Errorf("second wave of %d concurrent requests dialed %d new upstream connections (first wave: %d); want 0", n, again, first)
+	if again := dials.Load() - dialed; again != 0 {
+		t.Errorf("second wave of %d concurrent requests dialed %d new upstream connections (first wave: %d); want 0", n, again, dialed)
 	}
 }
 
