@@ -2,6 +2,7 @@ package testinfra
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -77,4 +78,52 @@ func open(t testing.TB, dsn string) *sqlx.DB {
 		t.Fatalf("MariaDB does not answer (is scripts/infra-up running?): %v", err)
 	}
 	return db
+}
+
+// NewDatabaseLockWait creates a fresh database like NewDatabase whose
+// sessions wait at most seconds for a row lock (innodb_lock_wait_timeout),
+// for tests of what happens on a lock wait timeout (error 1205).
+func NewDatabaseLockWait(t testing.TB, seconds int) *sqlx.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(NewDatabaseDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["innodb_lock_wait_timeout"] = strconv.Itoa(seconds)
+	return OpenDatabase(t, cfg.FormatDSN())
+}
+
+// AwaitLockWait waits until a transaction of db's database other than not is
+// waiting for a lock, and returns it (its id and start time: the server reuses
+// the id of a transaction that wrote nothing, and a transaction run again
+// after a lock wait timeout starts in a later second). It fails the test when
+// something is received from done meanwhile (the code under test finished
+// instead of waiting), or after 10 s. It polls every 200 ms: the server
+// refreshes INNODB_TRX only when it was not read in the last 100 ms.
+func AwaitLockWait[T any](t testing.TB, db *sqlx.DB, not string, done <-chan T) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var trxs []string
+		if err := db.Select(&trxs, `SELECT CONCAT(t.trx_id, ' started ', t.trx_started) FROM information_schema.INNODB_TRX t
+			JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
+			WHERE p.DB = DATABASE() AND t.trx_state = 'LOCK WAIT'`); err != nil {
+			t.Fatal(err)
+		}
+		for _, trx := range trxs {
+			if trx != not {
+				return trx
+			}
+		}
+		select {
+		case r := <-done:
+			t.Fatalf("the transaction ended instead of waiting for a lock: %+v", r)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	t.Fatal("no transaction waits for a lock")
+	return ""
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,26 +56,8 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // listenAddr waits for run's "listening" log line and returns its address.
-func listenAddr(t *testing.T, out *syncBuffer, errc <-chan error) string {
+func listenAddr(t *testing.T, out *testinfra.SyncBuffer, errc <-chan error) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -135,7 +115,7 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 		"HTTP_ADDR": "127.0.0.1:0", "AMQP_URL": serviceURL, "MYSQL_DSN": dsn,
 		"PUBLIC_BASE_URL": "http://gw.test:8080",
 	}
-	out := &syncBuffer{}
+	out := &testinfra.SyncBuffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
 	addr := listenAddr(t, out, errc)

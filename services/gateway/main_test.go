@@ -2,16 +2,16 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
 func TestConfig(t *testing.T) {
@@ -41,18 +41,6 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func TestRun(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "http://"+r.Host+"/v1/customers/1")
@@ -62,7 +50,7 @@ func TestRun(t *testing.T) {
 	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": "http://gw.test", "UPSTREAM_CUSTOMERS": up.URL}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testinfra.SyncBuffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
 

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,8 +58,8 @@ func TestRun(t *testing.T) {
 	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": amqpURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() { done <- run(ctx, func(k string) string { return vars[k] }, &syncWriter{w: &logs}) }()
+	logs := &testinfra.SyncBuffer{}
+	go func() { done <- run(ctx, func(k string) string { return vars[k] }, logs) }()
 	defer func() {
 		cancel()
 		select {
@@ -106,16 +104,4 @@ func TestRun(t *testing.T) {
 	if !q.Durable {
 		t.Errorf("queue %+v", q)
 	}
-}
-
-// syncWriter serialises writes from the service's goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }

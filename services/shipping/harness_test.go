@@ -5,14 +5,12 @@ package main
 // observes the events it publishes. (The same file is in each service of logistics and finance.)
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +25,7 @@ type harness struct {
 	base   string // http://127.0.0.1:port
 	pub    *amqp.Channel
 	events <-chan amqp.Delivery
-	logs   *syncWriter
+	logs   *testinfra.SyncBuffer
 	seen   []amqp.Delivery // observed events not consumed by waitEvent yet
 }
 
@@ -74,7 +72,7 @@ func startService(t *testing.T, run runFunc, service string) *harness {
 	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": serviceURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	h := &harness{t: t, base: "http://" + addr, pub: pub, events: events, logs: &syncWriter{}}
+	h := &harness{t: t, base: "http://" + addr, pub: pub, events: events, logs: &testinfra.SyncBuffer{}}
 	go func() { done <- run(ctx, func(k string) string { return vars[k] }, h.logs) }()
 	t.Cleanup(func() {
 		cancel()
@@ -226,22 +224,4 @@ func (h *harness) eventually(what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncWriter collects the service's logs from its goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

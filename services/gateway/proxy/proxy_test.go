@@ -17,6 +17,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -317,7 +318,7 @@ func TestUpstreamConnectionsAreReusedUnderConcurrency(t *testing.T) {
 func TestUpstreamFailureLogged(t *testing.T) {
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close() // nothing listens here any more
-	var lines syncBuffer
+	var lines testinfra.SyncBuffer
 	logger := slog.New(slog.NewJSONHandler(&lines, nil))
 	g, err := proxy.New(proxy.Config{Base: hal.MustBase(gwBase), Logger: logger, Upstreams: []proxy.Upstream{
 		{Dir: "orders", Name: "svc.orders", URL: mustURL(t, down.URL)},
@@ -334,22 +335,4 @@ func TestUpstreamFailureLogged(t *testing.T) {
 		got["request_id"] != "rid-down" || got["status"] != float64(503) || got["method"] != "GET" {
 		t.Fatalf("upstream down (%d): log %v, want a warning with the request id", rec.Code, got)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -417,12 +417,7 @@ func line(productID string, quantity int64) inventory.Line {
 func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cfg, err := mysql.ParseDSN(testinfra.NewDatabaseDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
-	db := testinfra.OpenDatabase(t, cfg.FormatDSN())
+	db := testinfra.NewDatabaseLockWait(t, 1)
 	if err := Migrate(ctx, db, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -447,8 +442,8 @@ func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 		_, _, err := s.Replenish(ctx, "p1", 3)
 		done <- err
 	}()
-	first := awaitLockWait(t, db, "", done)
-	second := awaitLockWait(t, db, first, done) // the first timed out and was run again
+	first := testinfra.AwaitLockWait(t, db, "", done)
+	second := testinfra.AwaitLockWait(t, db, first, done) // the first timed out and was run again
 	t.Logf("lock waits: %s, then %s", first, second)
 	if err := blocker.Rollback(); err != nil {
 		t.Fatal(err)
@@ -468,34 +463,4 @@ func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 	if n := notified.Load(); n != 1 {
 		t.Fatalf("relay woken %d times, want 1", n)
 	}
-}
-
-// awaitLockWait waits until a transaction of db's database other than not is waiting for a lock,
-// and returns it (its id and start time: the server reuses the id of a transaction that wrote
-// nothing, and starts a transaction run again after a lock wait timeout of 1 s in a later second).
-// It fails the test when done is sent to meanwhile. It polls every 200 ms: the server refreshes
-// INNODB_TRX only when it was not read in the last 100 ms.
-func awaitLockWait(t *testing.T, db *sqlx.DB, not string, done <-chan error) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		var trxs []string
-		if err := db.Select(&trxs, `SELECT CONCAT(t.trx_id, ' started ', t.trx_started) FROM information_schema.INNODB_TRX t
-			JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-			WHERE p.DB = DATABASE() AND t.trx_state = 'LOCK WAIT'`); err != nil {
-			t.Fatal(err)
-		}
-		for _, trx := range trxs {
-			if trx != not {
-				return trx
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("the transaction ended instead of waiting for a lock: %v", err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	t.Fatal("no transaction waits for a lock")
-	return ""
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -23,12 +22,7 @@ func newTestStore(t *testing.T) (*Store, *sqlx.DB, *atomic.Int32, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cfg, err := mysql.ParseDSN(testinfra.NewDatabaseDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Params = map[string]string{"innodb_lock_wait_timeout": "1"}
-	db := testinfra.OpenDatabase(t, cfg.FormatDSN())
+	db := testinfra.NewDatabaseLockWait(t, 1)
 	if err := Migrate(ctx, db, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +128,8 @@ func TestUpdateShipmentRetriesALockWaitTimeout(t *testing.T) {
 		})
 		done <- result{sh, err}
 	}()
-	first := awaitLockWait(t, db, "", done)
-	second := awaitLockWait(t, db, first, done) // the first timed out and was run again
+	first := testinfra.AwaitLockWait(t, db, "", done)
+	second := testinfra.AwaitLockWait(t, db, first, done) // the first timed out and was run again
 	t.Logf("lock waits: %s, then %s", first, second)
 	if err := blocker.Rollback(); err != nil {
 		t.Fatal(err)
@@ -153,34 +147,4 @@ func TestUpdateShipmentRetriesALockWaitTimeout(t *testing.T) {
 	if n := notified.Load(); n != 1 {
 		t.Errorf("relay woken %d times, want 1", n)
 	}
-}
-
-// awaitLockWait waits until a transaction of db's database other than not is waiting for a lock,
-// and returns it (its id and start time: the server reuses the id of a transaction that wrote
-// nothing, and starts a transaction run again after a lock wait timeout of 1 s in a later second).
-// It fails the test when done is sent to meanwhile. It polls every 200 ms: the server refreshes
-// INNODB_TRX only when it was not read in the last 100 ms.
-func awaitLockWait[T any](t *testing.T, db *sqlx.DB, not string, done <-chan T) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		var trxs []string
-		if err := db.Select(&trxs, `SELECT CONCAT(t.trx_id, ' started ', t.trx_started) FROM information_schema.INNODB_TRX t
-			JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id
-			WHERE p.DB = DATABASE() AND t.trx_state = 'LOCK WAIT'`); err != nil {
-			t.Fatal(err)
-		}
-		for _, trx := range trxs {
-			if trx != not {
-				return trx
-			}
-		}
-		select {
-		case r := <-done:
-			t.Fatalf("the transaction ended instead of waiting for a lock: %+v", r)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	t.Fatal("no transaction waits for a lock")
-	return ""
 }
