@@ -205,13 +205,7 @@ func requestHash(in order.PlaceInput) string {
 
 // Order returns the order with id, or an error wrapping order.ErrNotFound.
 func (s *Store) Order(ctx context.Context, id string) (*order.Order, error) {
-	var o *order.Order
-	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var err error
-		o, err = getOrder(ctx, tx, id, false)
-		return err
-	})
-	return o, err
+	return getOrder(ctx, s.db, id, false)
 }
 
 // Orders returns the orders matching f, newest first, and how many match in
@@ -353,25 +347,60 @@ func (r orderRow) order(lines []order.Line) *order.Order {
 	}
 }
 
-// getOrder reads one order with its lines, locking its row when forUpdate.
-func getOrder(ctx context.Context, tx *sqlx.Tx, id string, forUpdate bool) (*order.Order, error) {
-	q := "SELECT " + orderColumns + " FROM orders WHERE id = ?"
+// orderWithLinesQuery reads an order and its lines in one statement: one
+// row per line, each carrying the order's columns.
+var orderWithLinesQuery = "SELECT " + qualified("o", orderColumns) + `,
+	l.product_id AS line_product_id, l.product_name AS line_product_name, l.quantity AS line_quantity,
+	l.unit_amount AS line_unit_amount, l.currency AS line_currency
+	FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+	WHERE o.id = ? ORDER BY l.line_no`
+
+// orderLineRow is one row of orderWithLinesQuery. The line columns are NULL
+// for an order without lines (there are none, but a LEFT JOIN allows it).
+type orderLineRow struct {
+	orderRow
+	LineProductID   sql.NullString `db:"line_product_id"`
+	LineProductName sql.NullString `db:"line_product_name"`
+	LineQuantity    sql.NullInt64  `db:"line_quantity"`
+	LineUnitAmount  sql.NullInt64  `db:"line_unit_amount"`
+	LineCurrency    sql.NullString `db:"line_currency"`
+}
+
+// getOrder reads one order with its lines in one statement, locking its
+// row and its lines' rows when forUpdate. q is a transaction, or the pool
+// for a plain read (one statement reads a consistent snapshot).
+func getOrder(ctx context.Context, q sqlx.QueryerContext, id string, forUpdate bool) (*order.Order, error) {
+	query := orderWithLinesQuery
 	if forUpdate {
-		q += " FOR UPDATE"
+		query += " FOR UPDATE"
 	}
-	var r orderRow
-	err := tx.GetContext(ctx, &r, q, id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("order %q: %w", id, order.ErrNotFound)
-	}
-	if err != nil {
+	var rows []orderLineRow
+	if err := sqlx.SelectContext(ctx, q, &rows, query, id); err != nil {
 		return nil, fmt.Errorf("mysql: read order %s: %w", id, err)
 	}
-	lines, err := loadLines(ctx, tx, id)
-	if err != nil {
-		return nil, err
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("order %q: %w", id, order.ErrNotFound)
 	}
-	return r.order(lines[id]), nil
+	var lines []order.Line
+	for _, r := range rows {
+		if !r.LineProductID.Valid {
+			continue
+		}
+		lines = append(lines, order.Line{
+			ProductID: r.LineProductID.String, ProductName: r.LineProductName.String, Quantity: int(r.LineQuantity.Int64),
+			UnitPrice: order.Money{Amount: r.LineUnitAmount.Int64, Currency: r.LineCurrency.String},
+		})
+	}
+	return rows[0].order(lines), nil
+}
+
+// qualified prefixes every column of a comma-separated list with alias.
+func qualified(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
 }
 
 type lineRow struct {
