@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -292,19 +293,53 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// lockOrder records orderID as seen and locks its row until tx ends, so that the handlers of one
-// order's events run one after the other. It reports whether its order_placed and its
-// order_cancelled were handled before.
-func (s *Store) lockOrder(ctx context.Context, tx *sqlx.Tx, orderID string) (placed, cancelled bool, err error) {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id) VALUES (?) ON DUPLICATE KEY UPDATE order_id = order_id`, orderID); err != nil {
-		return false, false, fmt.Errorf("order %q: %w", orderID, err)
-	}
-	err = tx.QueryRowxContext(ctx, `SELECT placed_at IS NOT NULL, cancelled_at IS NOT NULL FROM orders WHERE order_id = ? FOR UPDATE`,
-		orderID).Scan(&placed, &cancelled)
+// markOrder records in tx that the order's event of column (placed_at or cancelled_at, a constant
+// of this file) was handled at now, unless it was before, and locks the order's row until tx ends,
+// so that the handlers of one order's events run one after the other. It reports what the upsert
+// did, from its affected rows: rowInserted when the order was unknown, rowChanged when the row
+// existed without column (only the order's other event was handled), rowUnchanged when column was
+// already set (the event was handled before). The driver must not set clientFoundRows (mysqldb.Open
+// does not; the eventbus inbox relies on it too), else an unchanged row counts 1 like an insert.
+func markOrder(ctx context.Context, tx *sqlx.Tx, orderID, column string, now time.Time) (upsert, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, `+column+`) VALUES (?, ?)
+		ON DUPLICATE KEY UPDATE `+column+` = IFNULL(`+column+`, VALUES(`+column+`))`, orderID, now)
 	if err != nil {
-		return false, false, fmt.Errorf("order %q: %w", orderID, err)
+		return 0, fmt.Errorf("order %q: %w", orderID, err)
 	}
-	return placed, cancelled, nil
+	u, err := upsertResult(res)
+	if err != nil {
+		return 0, fmt.Errorf("order %q: %w", orderID, err)
+	}
+	return u, nil
+}
+
+// upsert is what an INSERT ... ON DUPLICATE KEY UPDATE of one row did: its number of affected rows.
+type upsert int64
+
+const (
+	rowUnchanged upsert = 0 // the row existed and kept its values
+	rowInserted  upsert = 1 // the row was inserted
+	rowChanged   upsert = 2 // the row existed and was changed
+)
+
+func upsertResult(res sql.Result) (upsert, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	if u := upsert(n); u == rowUnchanged || u == rowInserted || u == rowChanged {
+		return u, nil
+	}
+	return 0, fmt.Errorf("upsert of one row affected %d rows", n)
+}
+
+// orderFlag reads a boolean expression over the order's row, which tx has locked already (markOrder).
+func orderFlag(ctx context.Context, tx *sqlx.Tx, orderID, expr string) (bool, error) {
+	var v bool
+	if err := tx.QueryRowxContext(ctx, `SELECT `+expr+` FROM orders WHERE order_id = ? FOR UPDATE`, orderID).Scan(&v); err != nil {
+		return false, fmt.Errorf("order %q: %w", orderID, err)
+	}
+	return v, nil
 }
 
 // ReserveStock handles an order placed with lines, in the caller's transaction: it locks the stock
@@ -318,17 +353,20 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 		// Nothing can be stored under this id; the event is dead-lettered by the bus.
 		return inventory.Reservation{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), inventory.ErrInvalid)
 	}
-	placed, cancelled, err := s.lockOrder(ctx, tx, orderID)
+	now := s.now()
+	u, err := markOrder(ctx, tx, orderID, "placed_at", now)
 	if err != nil {
 		return inventory.Reservation{}, false, err
 	}
-	if placed {
+	cancelled := false
+	switch u {
+	case rowUnchanged: // placed before: its reservation exists
 		existing, err := s.reservation(ctx, tx, orderID, true)
 		return existing, false, err
-	}
-	now := s.now()
-	if _, err := tx.ExecContext(ctx, `UPDATE orders SET placed_at = ? WHERE order_id = ?`, now, orderID); err != nil {
-		return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
+	case rowChanged: // known, not placed: its order_cancelled came first (nothing else adds the row)
+		if cancelled, err = orderFlag(ctx, tx, orderID, `cancelled_at IS NOT NULL`); err != nil {
+			return inventory.Reservation{}, false, err
+		}
 	}
 	merged, mergeErr := inventory.MergeLines(lines)
 	switch {
@@ -343,17 +381,8 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 		}
 		r = inventory.Reserve(orderID, merged, available, now)
 		if r.Status == inventory.Held {
-			for _, l := range merged {
-				res, err := tx.ExecContext(ctx, `UPDATE stock_items
-					SET available = available - ?, reserved = reserved + ?, version = version + 1, updated_at = ?
-					WHERE product_id = ? AND available >= ?`, l.Quantity, l.Quantity, now, l.ProductID, l.Quantity)
-				if err != nil {
-					return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
-				}
-				if n, err := res.RowsAffected(); err != nil || n != 1 {
-					// Cannot happen while the rows are locked; refuse rather than oversell.
-					return inventory.Reservation{}, false, fmt.Errorf("reserve %q: stock of %q changed under lock", orderID, l.ProductID)
-				}
+			if err := moveStock(ctx, tx, merged, reserveStock, now); err != nil {
+				return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
 			}
 		}
 	}
@@ -412,6 +441,57 @@ func (s *Store) lockStock(ctx context.Context, tx *sqlx.Tx, lines []inventory.Li
 	return available, rows.Err()
 }
 
+// stockMove says which way moveStock moves quantities.
+type stockMove bool
+
+const (
+	reserveStock stockMove = true  // from available to reserved
+	releaseStock stockMove = false // from reserved back to available
+)
+
+// moveStock moves the quantity of every line (one line per product; their rows locked by lockStock)
+// between available and reserved, in one statement for all lines. A reservation changes no row
+// whose available stock would go below zero, and fewer rows changed than there are lines fail the
+// move (the caller's transaction then rolls back): with the rows locked and checked by
+// inventory.Reserve neither can happen, but stock is never oversold if it does.
+func moveStock(ctx context.Context, tx *sqlx.Tx, lines []inventory.Line, move stockMove, now time.Time) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	// qty is the quantity of the row's product: CASE product_id WHEN ? THEN ? ... END.
+	qty := "CASE product_id" + strings.Repeat(" WHEN ? THEN ?", len(lines)) + " END"
+	qtyArgs := make([]any, 0, 2*len(lines))
+	ids := make([]any, 0, len(lines))
+	for _, l := range lines {
+		qtyArgs = append(qtyArgs, l.ProductID, l.Quantity)
+		ids = append(ids, l.ProductID)
+	}
+	in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
+	var q string
+	var args []any
+	if move == reserveStock {
+		q = `UPDATE stock_items SET available = available - ` + qty + `, reserved = reserved + ` + qty + `,
+			version = version + 1, updated_at = ? WHERE product_id IN ` + in + ` AND available >= ` + qty
+		args = slices.Concat(qtyArgs, qtyArgs, []any{now}, ids, qtyArgs)
+	} else {
+		q = `UPDATE stock_items SET available = available + ` + qty + `, reserved = reserved - ` + qty + `,
+			version = version + 1, updated_at = ? WHERE product_id IN ` + in
+		args = slices.Concat(qtyArgs, qtyArgs, []any{now}, ids)
+	}
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != int64(len(lines)) {
+		return fmt.Errorf("stock of %d of %d products changed under lock", int64(len(lines))-n, len(lines))
+	}
+	return nil
+}
+
 func (s *Store) insertReservation(ctx context.Context, tx *sqlx.Tx, r inventory.Reservation) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO reservations (order_id, status, reason, created_at, released_at) VALUES (?, ?, ?, ?, ?)`,
 		r.OrderID, string(r.Status), r.Reason, r.CreatedAt, r.ReleasedAt); err != nil {
@@ -451,14 +531,15 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 	if !inventory.ValidID(orderID) {
 		return inventory.Reservation{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), inventory.ErrInvalid)
 	}
-	placed, cancelled, err := s.lockOrder(ctx, tx, orderID)
+	now := s.now()
+	u, err := markOrder(ctx, tx, orderID, "cancelled_at", now)
 	if err != nil {
 		return inventory.Reservation{}, false, err
 	}
-	now := s.now()
-	if !cancelled {
-		if _, err := tx.ExecContext(ctx, `UPDATE orders SET cancelled_at = ? WHERE order_id = ?`, now, orderID); err != nil {
-			return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
+	placed := false
+	if u != rowInserted { // an order unknown until now was not placed
+		if placed, err = orderFlag(ctx, tx, orderID, `placed_at IS NOT NULL`); err != nil {
+			return inventory.Reservation{}, false, err
 		}
 	}
 	if !placed {
@@ -476,12 +557,8 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 	if _, err := s.lockStock(ctx, tx, r.Lines); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
-	for _, l := range r.Lines {
-		if _, err := tx.ExecContext(ctx, `UPDATE stock_items
-			SET available = available + ?, reserved = reserved - ?, version = version + 1, updated_at = ?
-			WHERE product_id = ?`, l.Quantity, l.Quantity, now, l.ProductID); err != nil {
-			return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
-		}
+	if err := moveStock(ctx, tx, r.Lines, releaseStock, now); err != nil {
+		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE reservations SET status = ?, released_at = ? WHERE order_id = ?`,
 		string(r.Status), r.ReleasedAt, orderID); err != nil {

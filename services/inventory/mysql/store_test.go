@@ -464,3 +464,99 @@ func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 		t.Fatalf("relay woken %d times, want 1", n)
 	}
 }
+
+// markOrder tells what its upsert did from the affected rows, with the driver settings of the
+// service (newTestDB opens the database with mysqldb.Open): inserted for an unknown order,
+// changed when the order's other event was handled first, unchanged when the same event was.
+func TestMarkOrderReportsWhatTheUpsertDid(t *testing.T) {
+	_, db := newTestStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	steps := []struct {
+		order, column string
+		want          upsert
+	}{
+		{"o1", "placed_at", rowInserted},
+		{"o1", "placed_at", rowUnchanged},
+		{"o1", "cancelled_at", rowChanged},
+		{"o1", "cancelled_at", rowUnchanged},
+		{"o1", "placed_at", rowUnchanged},
+		{"o2", "cancelled_at", rowInserted},
+		{"o2", "placed_at", rowChanged},
+	}
+	for i, st := range steps {
+		inTx(t, db, func(tx *sqlx.Tx) error {
+			got, err := markOrder(ctx, tx, st.order, st.column, now.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				return err
+			}
+			if got != st.want {
+				t.Errorf("step %d: %s of %s: upsert %d, want %d", i, st.column, st.order, got, st.want)
+			}
+			return nil
+		})
+	}
+	// The first time of each event is kept.
+	var placed, cancelled time.Time
+	if err := db.QueryRow(`SELECT placed_at, cancelled_at FROM orders WHERE order_id = 'o1'`).Scan(&placed, &cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if !placed.Equal(now) || !cancelled.Equal(now.Add(2*time.Second)) {
+		t.Fatalf("o1 placed at %v, cancelled at %v; want %v and %v", placed, cancelled, now, now.Add(2*time.Second))
+	}
+}
+
+// moveStock moves every line in one statement, and moves nothing when one line is not covered or
+// its product is unknown (the statement changes fewer rows than lines: an error, the transaction
+// rolls back).
+func TestMoveStock(t *testing.T) {
+	s, db := newTestStore(t)
+	ctx := context.Background()
+	addProduct(t, s, db, "a", 5)
+	addProduct(t, s, db, "b", 2)
+	addProduct(t, s, db, "c", 1)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	type want struct{ available, reserved, version int64 }
+	check := func(step string, wants map[string]want) {
+		t.Helper()
+		for id, w := range wants {
+			got := stockOf(t, s, id)
+			if got.Available != w.available || got.Reserved != w.reserved || got.Version != w.version {
+				t.Errorf("%s: %s is %d available, %d reserved at version %d; want %+v", step, id, got.Available, got.Reserved, got.Version, w)
+			}
+		}
+	}
+	before := map[string]want{"a": {5, 0, 2}, "b": {2, 0, 2}, "c": {1, 0, 2}}
+	check("before", before)
+
+	for name, lines := range map[string][]inventory.Line{
+		"one line short":  {line("a", 1), line("b", 3)},
+		"unknown product": {line("a", 1), line("ghost", 1)},
+	} {
+		err := tryTx(db, func(tx *sqlx.Tx) error { return moveStock(ctx, tx, lines, reserveStock, now) })
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		check(name, before)
+	}
+
+	inTx(t, db, func(tx *sqlx.Tx) error {
+		return moveStock(ctx, tx, []inventory.Line{line("a", 2), line("b", 2), line("c", 1)}, reserveStock, now)
+	})
+	check("reserved", map[string]want{"a": {3, 2, 3}, "b": {0, 2, 3}, "c": {0, 1, 3}})
+	if got := stockOf(t, s, "b"); !got.UpdatedAt.Equal(now) {
+		t.Errorf("updated at %v, want %v", got.UpdatedAt, now)
+	}
+
+	inTx(t, db, func(tx *sqlx.Tx) error {
+		return moveStock(ctx, tx, []inventory.Line{line("a", 2), line("c", 1)}, releaseStock, now)
+	})
+	check("released", map[string]want{"a": {5, 0, 4}, "b": {0, 2, 3}, "c": {1, 0, 4}})
+	// Releasing more than is reserved breaks the CHECK constraint: nothing changes.
+	if err := tryTx(db, func(tx *sqlx.Tx) error {
+		return moveStock(ctx, tx, []inventory.Line{line("a", 1), line("b", 3)}, releaseStock, now)
+	}); err == nil {
+		t.Fatal("released more than reserved")
+	}
+	check("over-released", map[string]want{"a": {5, 0, 4}, "b": {0, 2, 3}, "c": {1, 0, 4}})
+}
