@@ -233,8 +233,9 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	// cancelled with ctx.
 	hctx := context.WithoutCancel(ctx)
 	// One reader acks what no handler wants (every queue receives every
-	// event, so this path is kept to a map lookup and an ack) and hands the
-	// rest to Concurrency workers.
+	// event, so this path is kept to a map lookup and an ack, batched: see
+	// unhandledAcks) and hands the rest to Concurrency workers.
+	acks := newUnhandledAcks(cch, max(1, min(b.cfg.Prefetch/4, 64)))
 	work := make(chan amqp.Delivery)
 	var wg sync.WaitGroup
 	for range b.cfg.Concurrency {
@@ -243,18 +244,34 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 			defer wg.Done()
 			for d := range work {
 				b.dispatch(hctx, handlers, d)
+				acks.settled(d.DeliveryTag)
 			}
 		}()
 	}
 	go func() {
 		defer close(work)
-		for d := range deliveries {
-			if handlers[d.Type] == nil {
-				b.stats.unhandled.Add(1)
-				_ = d.Ack(false)
-				continue
+		defer acks.flush()
+		flushT := time.NewTimer(time.Hour)
+		flushT.Stop()
+		defer flushT.Stop()
+		for {
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					return
+				}
+				if handlers[d.Type] == nil {
+					b.stats.unhandled.Add(1)
+					if acks.add(d.DeliveryTag) {
+						flushT.Reset(unhandledFlushAfter)
+					}
+					continue
+				}
+				acks.handOut(d.DeliveryTag)
+				work <- d
+			case <-flushT.C:
+				acks.flush()
 			}
-			work <- d
 		}
 	}()
 	workersDone := make(chan struct{})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -189,6 +190,61 @@ func TestUnhandledEventsAreAckedUnread(t *testing.T) {
 	}
 	if d := queueDepth(t, url, "test.consumer"); d != 0 {
 		t.Errorf("queue depth %d, want 0", d)
+	}
+}
+
+// Unhandled deliveries are acked in batches (one multiple ack), but a batch
+// never covers a delivery a handler still holds: here the first delivery
+// is held by a handler that does not return, 50 unhandled ones follow it,
+// and they are all acked while the held one stays unacknowledged. Stopped
+// with the handler still running, the bus returns that one to the queue.
+func TestBatchedAcksNeverCoverADeliveryAHandlerHolds(t *testing.T) {
+	url, vhost := testinfra.NewVhost(t)
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	b, err := eventbus.New(eventbus.Config{URL: url, Service: "test.consumer", Logger: quietLogger(), DrainTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eventbus.Handle(b, widgetMade, func(ctx context.Context, ev eventbus.Event[widget]) error {
+		started <- struct{}{}
+		<-release
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	waitFor(t, 20*time.Second, "bus connected", func() bool { return b.Healthy() == nil })
+
+	pub := publisherBus(t, url)
+	if err := pub.Publish(context.Background(), mustMessage(t, context.Background(), widgetMade, newWidget(1))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("handler not started")
+	}
+	for i := range 50 {
+		rawPublish(t, url, amqp.Publishing{Type: "other.service.thing_happened", AppId: "other.service", MessageId: fmt.Sprint("x", i), ContentType: "application/json", Body: []byte("{}")})
+	}
+	waitFor(t, 10*time.Second, "50 unhandled deliveries", func() bool { return b.Stats().Unhandled == 50 })
+	// The management API's counts lag by a few seconds.
+	var q testinfra.QueueInfo
+	waitFor(t, 20*time.Second, "only the held delivery unacknowledged", func() bool {
+		q = testinfra.Queue(t, vhost, "test.consumer")
+		return q.Messages == 1 && q.MessagesUnacknowledged == 1
+	})
+
+	cancel() // the handler is still running: the drain times out
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := queueDepth(t, url, "test.consumer"); n != 1 {
+		t.Fatalf("%d messages back in the queue after stopping with a handler in flight, want 1 (the held one)", n)
 	}
 }
 

@@ -18,7 +18,8 @@
 //     rolled-back change, no committed change without its event.
 //   - Consuming. The service's durable queue, named after the service, is
 //     bound to sagittarius-a. Handlers are registered per event type (Handle,
-//     HandleTx) and get typed values; events of other types are acked unread.
+//     HandleTx) and get typed values; events of other types are acked unread,
+//     in batches that never cover a delivery a handler still holds.
 //     HandleTx records each event's uuid in eventbus_inbox in the handler's
 //     transaction, so a redelivered event is handled once.
 //   - Failure. A failing handler is retried through the service's own delay

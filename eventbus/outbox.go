@@ -2,12 +2,13 @@ package eventbus
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,12 +67,18 @@ type RelayConfig struct {
 // publishing fails backs off exponentially without holding back the rows
 // behind it. Delivery is at least once: a relay that dies after the broker
 // confirmed a batch but before marking it sent publishes it again.
+//
+// A relay keeps one connection of db for itself, at READ COMMITTED for its
+// whole session (see PublishPending), and closes it when Run returns.
 type Relay struct {
 	db   *sqlx.DB
 	bus  *Bus
 	cfg  RelayConfig
 	log  *slog.Logger
 	wake chan struct{}
+
+	connMu sync.Mutex // serializes the relay's statements on conn
+	conn   *sqlx.Conn // nil until first used, and after an error
 
 	sent, failed atomic.Uint64
 }
@@ -132,6 +139,7 @@ func (r *Relay) Stats() RelayStats { return RelayStats{Sent: r.sent.Load(), Fail
 // Run publishes pending rows until ctx is cancelled, then returns nil. While
 // the bus is disconnected it waits; rows stay in the table meanwhile.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.closeConn()
 	nextCleanup := time.Now()
 	backoff := 100 * time.Millisecond
 	for {
@@ -193,11 +201,66 @@ func (r *Relay) PublishPending(ctx context.Context) (int, error) {
 	if err := r.bus.Healthy(); err != nil {
 		return 0, err
 	}
-	// READ COMMITTED: the claim locks the rows it returns and no gaps, so
-	// services inserting new rows in their own transactions never wait for
-	// (or deadlock with) a relay. Under MySQL's default REPEATABLE READ the
-	// range scan would take next-key locks on the pending index.
-	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	var n int
+	err := r.withConn(ctx, func(conn *sqlx.Conn) error {
+		var err error
+		n, err = r.publishBatch(ctx, conn)
+		return err
+	})
+	return n, err
+}
+
+// withConn runs f on the relay's own connection, opening it first if
+// needed. The connection reads at READ COMMITTED for its whole session: the
+// claim then locks the rows it returns and no gaps, so services inserting
+// new rows in their own transactions never wait for (or deadlock with) a
+// relay; under MySQL's default REPEATABLE READ the range scan would take
+// next-key locks on the pending index. Setting the level once per session,
+// not per transaction, saves a statement per batch. After an error the
+// connection is closed, never returned to the pool with its session level.
+func (r *Relay) withConn(ctx context.Context, f func(conn *sqlx.Conn) error) error {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.conn == nil {
+		conn, err := r.db.Connx(ctx)
+		if err != nil {
+			return fmt.Errorf("outbox relay: connect: %w", err)
+		}
+		r.conn = conn
+		if _, err := conn.ExecContext(ctx, `SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED`); err != nil {
+			r.discardConn()
+			return fmt.Errorf("outbox relay: set isolation level: %w", err)
+		}
+	}
+	err := f(r.conn)
+	if err != nil && !errors.Is(err, ErrNotConnected) {
+		r.discardConn()
+	}
+	return err
+}
+
+// discardConn closes the relay's connection instead of returning it to the
+// pool. Call with connMu held.
+func (r *Relay) discardConn() {
+	if r.conn == nil {
+		return
+	}
+	// A Raw function returning driver.ErrBadConn makes database/sql close
+	// the connection rather than pool it.
+	_ = r.conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = r.conn.Close()
+	r.conn = nil
+}
+
+func (r *Relay) closeConn() {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	r.discardConn()
+}
+
+// publishBatch is PublishPending on conn.
+func (r *Relay) publishBatch(ctx context.Context, conn *sqlx.Conn) (int, error) {
+	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
 	}
@@ -318,20 +381,20 @@ func (r *Relay) Cleanup(ctx context.Context) error {
 	return nil
 }
 
-// deleteBatch runs one cleanup statement in a READ COMMITTED transaction,
-// so that it locks no gaps new rows are inserted into.
+// deleteBatch runs one cleanup statement on the relay's READ COMMITTED
+// connection (see withConn), so that it locks no gaps new rows are
+// inserted into. It commits by itself (autocommit).
 func (r *Relay) deleteBatch(ctx context.Context, q string, before time.Time) (int64, error) {
-	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, q, before)
-	if err != nil {
-		return 0, err
-	}
-	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	var n int64
+	err := r.withConn(ctx, func(conn *sqlx.Conn) error {
+		res, err := conn.ExecContext(ctx, q, before)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
 }
 
 // Pending returns how many outbox rows are not yet published.
