@@ -28,7 +28,7 @@ import (
 // the caller's transaction.
 type Store interface {
 	RecordAddress(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) error
-	ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID string) (shipment.Shipment, bool, error)
+	ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) (shipment.Shipment, bool, error)
 	CancelShipment(ctx context.Context, tx *sqlx.Tx, orderID string) (shipment.Shipment, bool, error)
 }
 
@@ -75,10 +75,7 @@ func (h *Handlers) OrderPlaced(ctx context.Context, tx *sqlx.Tx, ev eventbus.Eve
 // OrderConfirmed schedules the order's shipment (the address in the event wins over the one
 // recorded from order_placed).
 func (h *Handlers) OrderConfirmed(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[orderevents.Order]) error {
-	if err := h.store.RecordAddress(ctx, tx, ev.Entity.ID, address(ev.Entity.ShippingAddress)); err != nil {
-		return permanentIfInvalid(err)
-	}
-	sh, created, err := h.store.ScheduleShipment(ctx, tx, ev.Entity.ID)
+	sh, created, err := h.store.ScheduleShipment(ctx, tx, ev.Entity.ID, address(ev.Entity.ShippingAddress))
 	if err != nil {
 		return permanentIfInvalid(err)
 	}

@@ -68,8 +68,9 @@ func NewStore(db *sqlx.DB, rep Representation, notify func()) (*Store, error) {
 	return &Store{db: db, rep: rep, notify: notify, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}, nil
 }
 
-// RecordAddress records the shipping address of an order (from order_placed or order_confirmed);
-// an empty address changes nothing. The address of a shipment already scheduled does not change.
+// RecordAddress records the shipping address of an order from order_placed (ScheduleShipment
+// records the one of order_confirmed); an empty address changes nothing. The address of a shipment
+// already scheduled does not change.
 func (s *Store) RecordAddress(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) error {
 	if !shipment.ValidID(orderID) {
 		return fmt.Errorf("order id %q: %w", truncate(orderID, 120), shipment.ErrInvalid)
@@ -90,18 +91,59 @@ func (s *Store) RecordAddress(ctx context.Context, tx *sqlx.Tx, orderID string, 
 	return nil
 }
 
-// ScheduleShipment handles a confirmed order in tx: unless the order was cancelled or already has a
-// shipment, it schedules one to the order's recorded address and enqueues shipment_scheduled.
-// created is false when nothing was scheduled. It fails (to be retried) when no address is known.
-func (s *Store) ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID string) (sh shipment.Shipment, created bool, err error) {
+// ScheduleShipment handles a confirmed order in tx: it records the confirmation and the order's
+// address a (order_confirmed carries it, and it wins over the one recorded from order_placed; a
+// zero a changes no address) and, unless the order was cancelled or already has a shipment,
+// schedules one to the order's address and enqueues shipment_scheduled. created is false when
+// nothing was scheduled. It fails (to be retried) when no address is known.
+func (s *Store) ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) (sh shipment.Shipment, created bool, err error) {
 	if !shipment.ValidID(orderID) {
 		return shipment.Shipment{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), shipment.ErrInvalid)
 	}
 	now := s.now()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, confirmed_at, updated_at) VALUES (?, ?, ?)
-		ON DUPLICATE KEY UPDATE confirmed_at = IFNULL(confirmed_at, VALUES(confirmed_at))`, orderID, now, now); err != nil {
+	// One upsert records the confirmation (its first time is kept) with the address, and locks the
+	// order's row until tx ends: no other handler of this order runs meanwhile.
+	if a.IsZero() {
+		_, err = tx.ExecContext(ctx, `INSERT INTO orders (order_id, confirmed_at, updated_at) VALUES (?, ?, ?)
+			ON DUPLICATE KEY UPDATE confirmed_at = IFNULL(confirmed_at, VALUES(confirmed_at))`, orderID, now, now)
+	} else {
+		a = clampAddress(a)
+		_, err = tx.ExecContext(ctx, `INSERT INTO orders (order_id, name, line1, line2, postal_code, city, country, confirmed_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON DUPLICATE KEY UPDATE name = VALUES(name), line1 = VALUES(line1), line2 = VALUES(line2),
+				postal_code = VALUES(postal_code), city = VALUES(city), country = VALUES(country), updated_at = VALUES(updated_at),
+				confirmed_at = IFNULL(confirmed_at, VALUES(confirmed_at))`,
+			orderID, a.Name, a.Line1, a.Line2, a.PostalCode, a.City, a.Country, now, now)
+	}
+	if err != nil {
 		return shipment.Shipment{}, false, fmt.Errorf("confirm order %s: %w", orderID, err)
 	}
+	if !a.IsZero() {
+		// The address is known (it is the order's now): one statement schedules the shipment unless
+		// the order was cancelled (the SELECT from its row finds nothing) or already has a shipment
+		// (the unique key shipments_order: the duplicate changes nothing). Its affected rows are 1
+		// when the shipment was inserted, 0 when it was not (told apart below, as is a zero a).
+		sh = shipment.Schedule(uuid.NewString(), orderID, a, now)
+		res, err := tx.ExecContext(ctx, `INSERT INTO shipments (id, order_id, status, name, line1, line2, postal_code, city, country,
+			version, scheduled_at) SELECT ?, order_id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM orders WHERE order_id = ? AND cancelled_at IS NULL
+			ON DUPLICATE KEY UPDATE shipments.id = shipments.id`,
+			sh.ID, string(sh.Status), a.Name, a.Line1, a.Line2, a.PostalCode, a.City, a.Country, sh.Version, sh.ScheduledAt, orderID)
+		if err != nil {
+			return shipment.Shipment{}, false, fmt.Errorf("schedule shipment of order %s: %w", orderID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return shipment.Shipment{}, false, fmt.Errorf("schedule shipment of order %s: %w", orderID, err)
+		}
+		if n == 1 {
+			if err := enqueue(ctx, tx, shipmentevents.ShipmentScheduled, s.rep.Shipment(sh)); err != nil {
+				return shipment.Shipment{}, false, err
+			}
+			return sh, true, nil
+		}
+	}
+	// Not scheduled above: the event has no address, or the order was cancelled, or its shipment
+	// was scheduled before.
 	var o struct {
 		shipment.Address
 		Cancelled sql.NullTime `db:"cancelled_at"`
@@ -122,7 +164,7 @@ func (s *Store) ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID strin
 		return shipment.Shipment{}, false, fmt.Errorf("order %s: no shipping address known yet", orderID)
 	}
 	sh = shipment.Schedule(uuid.NewString(), orderID, o.Address, now)
-	a := sh.Address
+	a = sh.Address
 	if _, err := tx.ExecContext(ctx, `INSERT INTO shipments (id, order_id, status, name, line1, line2, postal_code, city, country,
 		version, scheduled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sh.ID, sh.OrderID, string(sh.Status), a.Name, a.Line1, a.Line2, a.PostalCode, a.City, a.Country, sh.Version, sh.ScheduledAt); err != nil {
