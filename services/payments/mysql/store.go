@@ -90,7 +90,9 @@ func (s *Store) RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Or
 		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(o.ID, 120), payment.ErrInvalid)
 	}
 	now := s.now()
-	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, total_amount, currency, payment_token, placed_at, updated_at)
+	placed := payment.Order{ID: o.ID, Total: payment.Money{Amount: o.Total.Amount, Currency: truncate(o.Total.Currency, 16)},
+		PaymentToken: truncate(o.PaymentToken, 255), Placed: true}
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, total_amount, currency, payment_token, placed_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE
 			total_amount = IF(placed_at IS NULL, VALUES(total_amount), total_amount),
@@ -98,11 +100,16 @@ func (s *Store) RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Or
 			payment_token = IF(placed_at IS NULL, VALUES(payment_token), payment_token),
 			updated_at = IF(placed_at IS NULL, VALUES(updated_at), updated_at),
 			placed_at = IFNULL(placed_at, VALUES(placed_at))`,
-		o.ID, o.Total.Amount, truncate(o.Total.Currency, 16), truncate(o.PaymentToken, 255), now, now)
+		placed.ID, placed.Total.Amount, placed.Total.Currency, placed.PaymentToken, now, now)
 	if err != nil {
 		return payment.Order{}, nil, fmt.Errorf("record order %s placed: %w", o.ID, err)
 	}
-	return s.lockOrder(ctx, tx, o.ID)
+	if inserted, err := insertedRow(res); err != nil {
+		return payment.Order{}, nil, fmt.Errorf("record order %s placed: %w", o.ID, err)
+	} else if inserted {
+		return placed, nil, nil
+	}
+	return s.readOrder(ctx, tx, o.ID)
 }
 
 // RecordStockReserved records that inventory reserved the order's stock, and returns the order,
@@ -124,30 +131,89 @@ func (s *Store) flag(ctx context.Context, tx *sqlx.Tx, orderID, column string) (
 		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(orderID, 120), payment.ErrInvalid)
 	}
 	now := s.now()
-	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, `+column+`, updated_at) VALUES (?, ?, ?)
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, `+column+`, updated_at) VALUES (?, ?, ?)
 		ON DUPLICATE KEY UPDATE updated_at = IF(`+column+` IS NULL, VALUES(updated_at), updated_at),
 			`+column+` = IFNULL(`+column+`, VALUES(`+column+`))`, orderID, now, now)
 	if err != nil {
 		return payment.Order{}, nil, fmt.Errorf("record order %s %s: %w", orderID, column, err)
 	}
-	return s.lockOrder(ctx, tx, orderID)
+	if inserted, err := insertedRow(res); err != nil {
+		return payment.Order{}, nil, fmt.Errorf("record order %s %s: %w", orderID, column, err)
+	} else if inserted {
+		return payment.Order{ID: orderID, StockReserved: column == "stock_reserved_at", Cancelled: column == "cancelled_at"}, nil, nil
+	}
+	return s.readOrder(ctx, tx, orderID)
 }
 
-func (s *Store) lockOrder(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error) {
-	var row orderRow
-	err := tx.GetContext(ctx, &row, `SELECT order_id, total_amount, currency, payment_token, placed_at, stock_reserved_at, cancelled_at
-		FROM orders WHERE order_id = ? FOR UPDATE`, orderID)
+// insertedRow reports whether the upsert (INSERT ... ON DUPLICATE KEY UPDATE) of an order's row
+// that res is the result of inserted the row, from its affected rows: 1 when the row was inserted,
+// 2 when an existing row changed, 0 when it kept its values. The driver must not set
+// clientFoundRows (mysqldb.Open does not; the eventbus inbox relies on it too), else an unchanged
+// row counts 1 like an insert. An inserted row, locked until the transaction ends, is all that is
+// known of the order: none of its other events was handled, and it has no payment (a payment is
+// added only after its order's row), so the caller need not read it back.
+func insertedRow(res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	if n < 0 || n > 2 {
+		return false, fmt.Errorf("upsert of one row affected %d rows", n)
+	}
+	return n == 1, nil
+}
+
+// readOrder returns the order, whose row tx has locked by the upsert of a Record method, with its
+// payment if any, in one statement. It is a plain (consistent) read, not a locking one: a locking
+// read of a payment that may not exist would lock a gap of payments_order and deadlock the charges
+// of other orders. It still sees every change to this order: each was committed by a transaction
+// that held the order's row lock before tx got it, and this read is the first of tx that reads a
+// snapshot (HandleTx's inbox insert and the upsert read the latest rows under lock), so the
+// snapshot is taken now. A consistent read earlier in tx would break this.
+func (s *Store) readOrder(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error) {
+	var row orderPaymentRow
+	err := tx.GetContext(ctx, &row, `SELECT o.order_id, o.total_amount, o.currency, o.payment_token, o.placed_at,
+			o.stock_reserved_at, o.cancelled_at, p.id AS p_id, p.amount AS p_amount, p.currency AS p_currency,
+			p.status AS p_status, p.reason AS p_reason, p.provider_reference AS p_provider_reference,
+			p.refund_reference AS p_refund_reference, p.version AS p_version, p.created_at AS p_created_at,
+			p.captured_at AS p_captured_at, p.declined_at AS p_declined_at, p.refunded_at AS p_refunded_at
+		FROM orders o LEFT JOIN payments p ON p.order_id = o.order_id WHERE o.order_id = ?`, orderID)
 	if err != nil {
 		return payment.Order{}, nil, fmt.Errorf("order %s: %w", orderID, err)
 	}
-	p, err := s.get(ctx, tx, `order_id = ?`, orderID)
-	if errors.Is(err, payment.ErrNotFound) {
-		return row.order(), nil, nil
+	return row.order(), row.payment(), nil
+}
+
+// orderPaymentRow is an order's row joined with its payment's, whose columns are all NULL when
+// the order has no payment.
+type orderPaymentRow struct {
+	orderRow
+	PID                sql.NullString `db:"p_id"`
+	PAmount            sql.NullInt64  `db:"p_amount"`
+	PCurrency          sql.NullString `db:"p_currency"`
+	PStatus            sql.NullString `db:"p_status"`
+	PReason            sql.NullString `db:"p_reason"`
+	PProviderReference sql.NullString `db:"p_provider_reference"`
+	PRefundReference   sql.NullString `db:"p_refund_reference"`
+	PVersion           sql.NullInt64  `db:"p_version"`
+	PCreatedAt         sql.NullTime   `db:"p_created_at"`
+	PCapturedAt        sql.NullTime   `db:"p_captured_at"`
+	PDeclinedAt        sql.NullTime   `db:"p_declined_at"`
+	PRefundedAt        sql.NullTime   `db:"p_refunded_at"`
+}
+
+// payment returns the order's payment, or nil.
+func (r orderPaymentRow) payment() *payment.Payment {
+	if !r.PID.Valid {
+		return nil
 	}
-	if err != nil {
-		return payment.Order{}, nil, err
-	}
-	return row.order(), &p, nil
+	p := paymentRow{
+		ID: r.PID.String, OrderID: r.OrderID, Amount: r.PAmount.Int64, Currency: r.PCurrency.String,
+		Status: r.PStatus.String, Reason: r.PReason.String, ProviderReference: r.PProviderReference.String,
+		RefundReference: r.PRefundReference.String, Version: r.PVersion.Int64, CreatedAt: r.PCreatedAt.Time,
+		CapturedAt: r.PCapturedAt, DeclinedAt: r.PDeclinedAt, RefundedAt: r.PRefundedAt,
+	}.payment()
+	return &p
 }
 
 // AddPayment stores a new payment (captured or declined) and enqueues payment_captured or
