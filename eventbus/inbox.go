@@ -64,7 +64,10 @@ func handleOnce[T any](ctx context.Context, db *sqlx.DB, ev Event[T], h func(con
 	}
 	defer tx.Rollback()
 	// A concurrent duplicate blocks on the key until this transaction ends,
-	// then sees the row.
+	// then sees the row. This insert is the transaction's first statement
+	// and reads no snapshot: a handler's first plain SELECT takes the
+	// snapshot, after the handler locked what it needs (payments' store
+	// relies on that; keep it so).
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO eventbus_inbox (uuid, type, handled_at) VALUES (?, ?, ?)
 		 ON DUPLICATE KEY UPDATE uuid = uuid`, ev.UUID, ev.Type, time.Now().UTC())

@@ -22,7 +22,7 @@ import (
 const maxOpenConns = 20
 
 // Open parses dsn (go-sql-driver format: user:pass@tcp(host:port)/db?...),
-// forces parseTime=true, loc=UTC and utf8mb4, and pings the server until it
+// forces parseTime=true, loc=UTC, utf8mb4 and clientFoundRows=false, and pings the server until it
 // answers or ctx is done, backing off from 100 ms to 2 s between attempts
 // (so a service started alongside its database waits for it). It returns
 // the open pool, or the last ping error wrapped with ctx's error.
@@ -44,6 +44,9 @@ func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	cfg.Loc = time.UTC
 	cfg.Collation = "utf8mb4_unicode_ci"
 	cfg.InterpolateParams = true
+	// Affected rows count changed rows, not matched ones: the inbox and the
+	// stores' upserts read 1 as inserted, 2 as updated, 0 as unchanged.
+	cfg.ClientFoundRows = false
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
