@@ -204,6 +204,184 @@ func (ls Links) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// UnmarshalJSON reads the relations. The usual shape (link objects and
+// arrays of them, whose strings are plain ASCII without escapes) is read in
+// one pass; anything else is read by encoding/json, with the same result.
+// Consumers decode the links of every event they handle: through
+// encoding/json, each relation was a separate Unmarshal (a validation scan
+// and reflection), a third of an event's decoding.
+func (ls *Links) UnmarshalJSON(b []byte) error {
+	if m, ok := parseLinks(b); ok {
+		*ls = m
+		return nil
+	}
+	var m map[string]Rel
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*ls = m
+	return nil
+}
+
+// linkParser reads the usual shape of a links object (see
+// Links.UnmarshalJSON). Its methods report false for anything else, and the
+// caller falls back to encoding/json.
+type linkParser struct {
+	b []byte
+	i int
+}
+
+func parseLinks(b []byte) (Links, bool) {
+	p := linkParser{b: b}
+	if !p.consume('{') {
+		return nil, false
+	}
+	m := make(Links, 8)
+	if p.consume('}') {
+		return m, p.end()
+	}
+	for {
+		name, ok := p.str()
+		if !ok || !p.consume(':') {
+			return nil, false
+		}
+		p.ws()
+		switch {
+		case p.i < len(p.b) && p.b[p.i] == '{':
+			l, ok := p.link()
+			if !ok {
+				return nil, false
+			}
+			m[name] = One(l)
+		case p.consume('['):
+			ls := []Link{}
+			if !p.consume(']') {
+				for {
+					l, ok := p.link()
+					if !ok {
+						return nil, false
+					}
+					ls = append(ls, l)
+					if p.consume(']') {
+						break
+					}
+					if !p.consume(',') {
+						return nil, false
+					}
+				}
+			}
+			m[name] = Rel{links: ls, many: true}
+		default:
+			return nil, false
+		}
+		if p.consume('}') {
+			return m, p.end()
+		}
+		if !p.consume(',') {
+			return nil, false
+		}
+	}
+}
+
+// link reads one link object with the fields of Link, spelled as they are.
+func (p *linkParser) link() (Link, bool) {
+	var l Link
+	if !p.consume('{') {
+		return l, false
+	}
+	if p.consume('}') {
+		return l, true
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.consume(':') {
+			return l, false
+		}
+		switch key {
+		case "href":
+			l.Href, ok = p.str()
+		case "title":
+			l.Title, ok = p.str()
+		case "name":
+			l.Name, ok = p.str()
+		case "type":
+			l.Type, ok = p.str()
+		case "templated":
+			l.Templated, ok = p.boolean()
+		default:
+			ok = false
+		}
+		if !ok {
+			return l, false
+		}
+		if p.consume('}') {
+			return l, true
+		}
+		if !p.consume(',') {
+			return l, false
+		}
+	}
+}
+
+// str reads a string of printable ASCII without escapes.
+func (p *linkParser) str() (string, bool) {
+	if !p.consume('"') {
+		return "", false
+	}
+	start := p.i
+	for ; p.i < len(p.b); p.i++ {
+		switch c := p.b[p.i]; {
+		case c == '"':
+			s := string(p.b[start:p.i])
+			p.i++
+			return s, true
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return "", false
+		}
+	}
+	return "", false
+}
+
+func (p *linkParser) boolean() (bool, bool) {
+	p.ws()
+	switch {
+	case bytes.HasPrefix(p.b[p.i:], []byte("true")):
+		p.i += 4
+		return true, true
+	case bytes.HasPrefix(p.b[p.i:], []byte("false")):
+		p.i += 5
+		return false, true
+	}
+	return false, false
+}
+
+// consume skips white space and then c, if c is next.
+func (p *linkParser) consume(c byte) bool {
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *linkParser) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// end reports whether only white space is left.
+func (p *linkParser) end() bool {
+	p.ws()
+	return p.i == len(p.b)
+}
+
 // Set sets rel to the single link href.
 func (ls Links) Set(rel, href string) { ls[rel] = To(href) }
 
