@@ -54,11 +54,7 @@ func newCounters(t *testing.T) *sqlx.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := mysqldb.Open(ctx, testinfra.NewDatabaseDSN(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testinfra.NewServiceDatabase(t)
 	if _, err := db.ExecContext(ctx, `CREATE TABLE counters (id INT PRIMARY KEY, n INT NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}

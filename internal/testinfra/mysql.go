@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 )
 
 // NewDatabase creates a fresh, empty database with a random name on the shared
@@ -53,6 +55,23 @@ func NewDatabaseDSN(t testing.TB) string {
 	})
 	cfg.DBName = name
 	return cfg.FormatDSN()
+}
+
+// NewServiceDatabase creates a fresh, empty database like NewDatabase and
+// opens it with mysqldb.Open, as a service opens its own: with the driver
+// settings stores rely on (affected rows of upserts, interpolated
+// arguments). The pool is closed, then the database dropped, in t.Cleanup.
+func NewServiceDatabase(t testing.TB) *sqlx.DB {
+	t.Helper()
+	dsn := NewDatabaseDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := mysqldb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 // OpenDatabase opens a pool on dsn, checks it answers, and closes it in
