@@ -29,6 +29,8 @@ type chaos struct {
 	ownDir bool
 	start  time.Time
 
+	consumers map[string][]string // event type -> services that handle it (loadConsumers)
+
 	mu       sync.Mutex
 	poison   []deadLetter    // injected poison messages
 	reported map[string]bool // violations already printed
@@ -37,6 +39,11 @@ type chaos struct {
 
 func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 	c := &chaos{o: o, out: out, c: newClient(20 * time.Second), reported: map[string]bool{}, start: time.Now()}
+	consumers, err := loadConsumers(o.root)
+	if err != nil {
+		return nil, err
+	}
+	c.consumers = consumers
 	c.dir = o.dataDir
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "sagittarius-chaos-")
@@ -271,7 +278,7 @@ func (c *chaos) checkNow(ctx context.Context) (report, error) {
 
 // expectation gathers what the shopper and the scenarios did.
 func (c *chaos) expectation() expectation {
-	e := expectation{Consumers: consumers}
+	e := expectation{Consumers: c.consumers}
 	for _, r := range c.shop.records() {
 		r.mu.Lock()
 		e.Orders = append(e.Orders, orderExpect{N: r.N, Scenario: r.Scenario, Plan: r.Plan, ID: r.ID, PlaceErr: r.PlaceErr,

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/sagittarius-a/sagittarius/internal/portal"
 )
 
 // snapshot is the state of the platform at quiescence, read from each
@@ -102,25 +107,27 @@ func (r report) count(kind string) int {
 	return n
 }
 
-// consumers says which services handle which event types (their HandleTx
-// registrations). The check reads an inbox entry of another type as drift.
-var consumers = map[string][]string{
-	"crm.customers.customer_registered":              {"sales.orders"},
-	"crm.customers.customer_updated":                 {"sales.orders"},
-	"crm.customers.customer_removed":                 {"sales.orders"},
-	"catalog.products.product_added":                 {"sales.orders", "logistics.inventory"},
-	"catalog.products.product_updated":               {"sales.orders", "logistics.inventory"},
-	"catalog.products.product_retired":               {"sales.orders", "logistics.inventory"},
-	"sales.orders.order_placed":                      {"logistics.inventory", "finance.payments", "logistics.shipments"},
-	"sales.orders.order_confirmed":                   {"logistics.shipments"},
-	"sales.orders.order_cancelled":                   {"logistics.inventory", "finance.payments", "logistics.shipments"},
-	"logistics.inventory.stock_reserved":             {"finance.payments"},
-	"logistics.inventory.stock_reservation_rejected": {"sales.orders"},
-	"finance.payments.payment_captured":              {"sales.orders"},
-	"finance.payments.payment_declined":              {"sales.orders"},
-	"logistics.shipments.shipment_scheduled":         {"sales.orders"},
-	"logistics.shipments.shipment_dispatched":        {"sales.orders"},
-	"logistics.shipments.shipment_delivered":         {"sales.orders"},
+// loadConsumers reads which services handle which event types from the
+// AsyncAPI manifests committed under root/contracts (the contracts stage of
+// scripts/test keeps them equal to the services' registrations), so that a
+// service added to the platform is checked without editing this program.
+// The check reads an inbox entry of a type its service does not consume as
+// drift.
+func loadConsumers(root string) (map[string][]string, error) {
+	_, cat, err := portal.Load(os.DirFS(filepath.Join(root, "contracts")))
+	if err != nil {
+		return nil, fmt.Errorf("reading the AsyncAPI manifests: %w", err)
+	}
+	consumers := map[string][]string{}
+	for _, ev := range cat.Events {
+		if len(ev.Consumers) > 0 {
+			consumers[ev.Type] = ev.Consumers
+		}
+	}
+	if len(consumers) == 0 {
+		return nil, errors.New("the AsyncAPI manifests name no consumed event")
+	}
+	return consumers, nil
 }
 
 func confirmedish(status string) bool {
@@ -453,7 +460,7 @@ func checkDelivery(s snapshot, e expectation, byUUID map[string]event, add func(
 			case !ok:
 				add(kindInvariant, "%s handled event %s, which no outbox holds", svc, id)
 			case !contains(e.Consumers[ev.Type], svc):
-				add(kindInvariant, "%s handled %s %s but is not listed as its consumer (update the consumers table)", svc, ev.Type, id)
+				add(kindInvariant, "%s handled %s %s but is not listed as its consumer in its AsyncAPI manifest", svc, ev.Type, id)
 			}
 		}
 	}

@@ -2,14 +2,47 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
+// testConsumers is the consumers table of the committed manifests.
+func testConsumers(t *testing.T) map[string][]string {
+	t.Helper()
+	consumers, err := loadConsumers(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return consumers
+}
+
+// The table read from the AsyncAPI manifests is the saga's.
+func TestConsumersComeFromTheManifests(t *testing.T) {
+	consumers := testConsumers(t)
+	for typ, want := range map[string][]string{
+		"sales.orders.order_placed":          {"finance.payments", "logistics.inventory", "logistics.shipments"},
+		"sales.orders.order_confirmed":       {"logistics.shipments"},
+		"logistics.inventory.stock_reserved": {"finance.payments"},
+		"finance.payments.payment_captured":  {"sales.orders"},
+		"crm.customers.customer_registered":  {"sales.orders"},
+	} {
+		if got := consumers[typ]; !slices.Equal(got, want) {
+			t.Errorf("consumers of %s: %v, want %v", typ, got, want)
+		}
+	}
+	if _, ok := consumers["logistics.inventory.stock_replenished"]; ok {
+		t.Errorf("stock_replenished has consumers %v; no service handles it", consumers["logistics.inventory.stock_replenished"])
+	}
+}
+
 // world builds a small consistent platform state: five orders, one per
 // path of the saga, with every event, resource, inbox entry and stock count
 // the rules imply. Each call returns fresh values.
-func world() (snapshot, expectation) {
+func world(t *testing.T) (snapshot, expectation) {
+	t.Helper()
+	consumers := testConsumers(t)
 	s := snapshot{
 		Orders: map[string]orderView{}, Reservations: map[string]reservationView{}, Stock: map[string]stockView{},
 		Replenished: map[string]int64{"pA": 100}, Refills: map[string]int{"pA": 1},
@@ -105,7 +138,7 @@ func world() (snapshot, expectation) {
 }
 
 func TestCheckAcceptsAConsistentWorld(t *testing.T) {
-	s, e := world()
+	s, e := world(t)
 	r := check(s, e)
 	if len(r.Violations) > 0 {
 		t.Fatalf("violations in a consistent world:\n%v", r.Violations)
@@ -117,7 +150,7 @@ func TestCheckAcceptsAConsistentWorld(t *testing.T) {
 	// Poison messages dead-lettered by every consumer of their type, with
 	// their reason, are expected, and counted.
 	e.Poison = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "not a JSON object"}}
-	for _, svc := range consumers["sales.orders.order_placed"] {
+	for _, svc := range e.Consumers["sales.orders.order_placed"] {
 		s.DeadLetters[svc] = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "malformed: payload is not a JSON object"}}
 	}
 	r = check(s, e)
@@ -207,7 +240,7 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 		}, kindInvariant, "is not in the dead-letter queue of finance.payments"},
 		{"dead letter without a reason", func(s *snapshot, e *expectation) {
 			e.Poison = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed"}}
-			for _, svc := range consumers["sales.orders.order_placed"] {
+			for _, svc := range e.Consumers["sales.orders.order_placed"] {
 				s.DeadLetters[svc] = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed"}}
 			}
 		}, kindInvariant, "has no reason"},
@@ -237,7 +270,7 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, e := world()
+			s, e := world(t)
 			tt.mutate(&s, &e)
 			r := check(s, e)
 			for _, v := range r.Violations {

@@ -349,7 +349,7 @@ func poison(ctx context.Context, c *chaos) (string, []violation, error) {
 	}
 	sleep(ctx, 3*time.Second)
 	return fmt.Sprintf("%d poison events on sagittarius-a (%s), each expected in the dead-letter queue of %s",
-		len(kinds), strings.Join(kinds, "; "), strings.Join(consumers["sales.orders.order_placed"], ", ")), nil, nil
+		len(kinds), strings.Join(kinds, "; "), strings.Join(c.consumers["sales.orders.order_placed"], ", ")), nil, nil
 }
 
 // handlerFault places an order payments fails to charge permanently (it is
