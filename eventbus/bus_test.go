@@ -214,20 +214,7 @@ func TestBatchedAcksNeverCoverADeliveryAHandlerHolds(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	waitFor(t, 20*time.Second, "bus connected", func() bool { return b.Healthy() == nil })
-
-	pub := publisherBus(t, url)
-	if err := pub.Publish(context.Background(), mustMessage(t, context.Background(), widgetMade, newWidget(1))); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("handler not started")
-	}
+	cancel, done := runUntilHandling(t, url, b, started)
 	for i := range 50 {
 		rawPublish(t, url, amqp.Publishing{Type: "other.service.thing_happened", AppId: "other.service", MessageId: fmt.Sprint("x", i), ContentType: "application/json", Body: []byte("{}")})
 	}

@@ -56,6 +56,29 @@ func startBus(t *testing.T, cfg eventbus.Config, reg func(b *eventbus.Bus)) *eve
 	return b
 }
 
+// runUntilHandling runs b (not stopped in cleanup: the test cancels it with
+// stop and reads Run's result from done), publishes one widget_made on url
+// and waits until b's handler signals started.
+func runUntilHandling(t *testing.T, url string, b *eventbus.Bus, started <-chan struct{}) (stop context.CancelFunc, done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	result := make(chan error, 1)
+	go func() { result <- b.Run(ctx) }()
+	waitFor(t, 20*time.Second, "bus connected", func() bool { return b.Healthy() == nil })
+	pub := publisherBus(t, url)
+	if err := pub.Publish(context.Background(), mustMessage(t, context.Background(), widgetMade, newWidget(1))); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("handler not started")
+	}
+	return cancel, result
+}
+
 // waitFor polls cond until it is true or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()

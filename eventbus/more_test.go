@@ -114,19 +114,7 @@ func TestShutdownDrainsHandlersInFlight(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	waitFor(t, 10*time.Second, "connected", func() bool { return b.Healthy() == nil })
-	pub := publisherBus(t, url)
-	if err := pub.Publish(context.Background(), mustMessage(t, context.Background(), widgetMade, newWidget(1))); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("handler not started")
-	}
+	cancel, done := runUntilHandling(t, url, b, started)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
