@@ -44,7 +44,7 @@ func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, er
 		return s, err
 	}
 	err = eachItem(ctx, c, gw+"/inventory/v1/stock-items?size=100", func(st stockevents.Stock) {
-		s.Stock[st.ProductID] = stockView{Available: st.Available, Reserved: st.Reserved}
+		s.Stock[st.ProductID] = stockView{Available: st.Available, Reserved: st.Reserved, Shipped: st.Shipped, Replenished: st.Replenished}
 	})
 	if err != nil {
 		return s, err

@@ -268,8 +268,13 @@ func testDelivered(t *testing.T, c *Cluster) {
 	if pay := paymentOf(t, o); pay.Status != paymentevents.StatusCaptured {
 		t.Errorf("payment %+v", pay)
 	}
-	if s := stockOf(t, c, p.ID); s.Available != 7 {
-		t.Errorf("stock %+v", s)
+	// The goods left with the shipment: inventory counted the held stock down.
+	waitStock(t, c, p.ID, 7, 0)
+	if s := stockOf(t, c, p.ID); s.Shipped != 3 || s.Replenished != 10 || s.Available+s.Reserved+s.Shipped != s.Replenished {
+		t.Errorf("stock %+v, want 3 shipped of 10 replenished", s)
+	}
+	if r := reservationOf(t, o); r.Status != stockevents.ReservationShipped || r.ShippedAt == nil {
+		t.Errorf("reservation %+v, want shipped", r)
 	}
 	// A delivered order can no longer be cancelled.
 	mustCall(t, http.StatusConflict, "PATCH", o.Links.Href("self"), map[string]any{"status": "cancelled"}, nil)
