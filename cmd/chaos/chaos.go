@@ -29,7 +29,8 @@ type chaos struct {
 	ownDir bool
 	start  time.Time
 
-	consumers map[string][]string // event type -> services that handle it (loadConsumers)
+	consumers   map[string][]string // event type -> services that handle it (loadConsumers)
+	collections map[string]string   // service dir -> a paginated collection (loadCollections)
 
 	mu       sync.Mutex
 	poison   []deadLetter    // injected poison messages
@@ -44,6 +45,19 @@ func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 		return nil, err
 	}
 	c.consumers = consumers
+	lines, err := platform.ReadServices(o.root)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, l := range lines {
+		if l.HasQueue() {
+			dirs = append(dirs, l.Dir)
+		}
+	}
+	if c.collections, err = loadCollections(o.root, dirs); err != nil {
+		return nil, err
+	}
 	c.dir = o.dataDir
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "sagittarius-chaos-")
