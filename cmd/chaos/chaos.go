@@ -274,7 +274,7 @@ func (c *chaos) checkNow(ctx context.Context) (report, error) {
 			}
 		}
 	}
-	qs, err := c.p.Broker.Queues(ctx, platform.Vhost)
+	qs, err := c.p.Broker.Queues(ctx, c.p.Vhost)
 	if err != nil {
 		return r, err
 	}
@@ -338,7 +338,7 @@ func (c *chaos) quiesce(ctx context.Context, within time.Duration) (time.Duratio
 
 // activity describes the platform's queues and outboxes/inboxes.
 func (c *chaos) activity(ctx context.Context) (state string, busy bool, err error) {
-	qs, err := c.p.Broker.Queues(ctx, platform.Vhost)
+	qs, err := c.p.Broker.Queues(ctx, c.p.Vhost)
 	if err != nil {
 		return "", true, err
 	}

@@ -381,7 +381,7 @@ func handlerFault(ctx context.Context, c *chaos) (string, []violation, error) {
 	t := time.Now()
 	var reason string
 	for reason == "" && time.Since(t) < 90*time.Second {
-		dls, err := c.p.Broker.Peek(ctx, platform.Vhost, "finance.payments.dead-letter", 1000)
+		dls, err := c.p.Broker.Peek(ctx, c.p.Vhost, "finance.payments.dead-letter", 1000)
 		if err == nil {
 			for _, d := range dls {
 				if r, _ := d.Properties.Headers["x-dead-letter-reason"].(string); strings.Contains(d.Payload, faultID) {
