@@ -40,6 +40,7 @@ func TestEndToEnd(t *testing.T) {
 	c := startCluster(t)
 	spy := startSpy(t, c)
 	audit := startAudit(t, c)
+	t.Run("the gateway root links every service", func(t *testing.T) { testRootLinksEveryService(t, c) })
 	t.Run("saga", func(t *testing.T) {
 		t.Run("confirmed, shipped, delivered", func(t *testing.T) { t.Parallel(); testDelivered(t, c) })
 		t.Run("out of stock", func(t *testing.T) { t.Parallel(); testOutOfStock(t, c) })
