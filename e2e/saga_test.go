@@ -49,6 +49,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("cancelled while pending", func(t *testing.T) { t.Parallel(); testCancelledWhilePending(t, c) })
 		t.Run("scarce stock never oversold", func(t *testing.T) { t.Parallel(); testScarceStock(t, c) })
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
+		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
 	})
 	if t.Failed() {
 		return
