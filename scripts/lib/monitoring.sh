@@ -59,6 +59,7 @@ monitoring_pid() {
 # start_mysqld_exporter: start prometheus-mysqld-exporter unless it runs.
 start_mysqld_exporter() {
 	local bin=/usr/bin/prometheus-mysqld-exporter log=$SAG_LOGS/mysqld-exporter.log pid i
+	mkdir -p "$SAG_PROM_DIR"
 	printf '[client]\nuser=%s\npassword=%s\nhost=%s\nport=%s\n' "$SAG_MYSQL_EXPORTER" \
 		"$(secret mysql-exporter.password)" "$SAG_HOST" "$MYSQL_PORT" | write_private "$SAG_EXPORTER_CNF"
 	if pid=$(monitoring_pid "$SAG_EXPORTER_PID" "$bin"); then
