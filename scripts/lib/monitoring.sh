@@ -67,7 +67,9 @@ start_mysqld_exporter() {
 		return 0
 	fi
 	require_free_port "$MYSQLD_EXPORTER_PORT" MYSQLD_EXPORTER_PORT "prometheus-mysqld-exporter"
+	# No replication here: SHOW SLAVE STATUS would need one more privilege (SLAVE MONITOR on MariaDB).
 	setsid "$bin" --config.my-cnf="$SAG_EXPORTER_CNF" --web.listen-address="$SAG_HOST:$MYSQLD_EXPORTER_PORT" \
+		--no-collect.slave_status \
 		</dev/null >>"$log" 2>&1 9>&- &
 	pid=$!
 	printf '%s\n' "$pid" >"$SAG_EXPORTER_PID"
