@@ -315,13 +315,14 @@ require_free_port() {
 stop_pid() {
 	local pid=$1 what=$2 wait=${3:-20} i
 	pid_alive "$pid" || return 0
-	as_root kill -TERM "$pid" 2>/dev/null || true
+	# Our own process, or (as root, or with sudo) another user's.
+	kill -TERM "$pid" 2>/dev/null || (as_root kill -TERM "$pid") 2>/dev/null || true
 	for ((i = 0; i < wait * 10; i++)); do
 		pid_alive "$pid" || return 0
 		sleep 0.1
 	done
 	warn "$what (pid $pid) did not stop within ${wait}s: sending SIGKILL"
-	as_root kill -KILL "$pid" 2>/dev/null || true
+	kill -KILL "$pid" 2>/dev/null || (as_root kill -KILL "$pid") 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		pid_alive "$pid" || return 0
 		sleep 0.1
