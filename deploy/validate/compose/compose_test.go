@@ -156,7 +156,8 @@ func TestPrometheusScrapesEveryServiceUnderItsDir(t *testing.T) {
 			JobName       string `yaml:"job_name"`
 			MetricsPath   string `yaml:"metrics_path"`
 			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
+				Targets []string          `yaml:"targets"`
+				Labels  map[string]string `yaml:"labels"`
 			} `yaml:"static_configs"`
 			DNSSDConfigs []struct {
 				Names []string `yaml:"names"`
@@ -167,7 +168,7 @@ func TestPrometheusScrapesEveryServiceUnderItsDir(t *testing.T) {
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	jobs := map[string][]string{}
+	jobs, labels := map[string][]string{}, map[string]string{}
 	for _, sc := range cfg.ScrapeConfigs {
 		if _, dup := jobs[sc.JobName]; dup {
 			t.Errorf("job %s twice", sc.JobName)
@@ -175,6 +176,7 @@ func TestPrometheusScrapesEveryServiceUnderItsDir(t *testing.T) {
 		var targets []string
 		for _, st := range sc.StaticConfigs {
 			targets = append(targets, st.Targets...)
+			labels[sc.JobName] = st.Labels["service"]
 		}
 		for _, d := range sc.DNSSDConfigs {
 			for _, n := range d.Names {
@@ -182,7 +184,7 @@ func TestPrometheusScrapesEveryServiceUnderItsDir(t *testing.T) {
 			}
 		}
 		jobs[sc.JobName] = targets
-		if sc.MetricsPath != "" && sc.JobName != "rabbitmq" {
+		if sc.MetricsPath != "" && sc.JobName != "rabbitmq-queues" {
 			t.Errorf("job %s: metrics_path %s, want the default /metrics", sc.JobName, sc.MetricsPath)
 		}
 	}
@@ -191,12 +193,18 @@ func TestPrometheusScrapesEveryServiceUnderItsDir(t *testing.T) {
 		if got := jobs[s.Dir]; len(got) != 1 || got[0] != want {
 			t.Errorf("job %s: targets %v, want [%s]", s.Dir, got, want)
 		}
+		if labels[s.Dir] != s.Name {
+			t.Errorf("job %s: label service %q, want %q", s.Dir, labels[s.Dir], s.Name)
+		}
+	}
+	if got := strings.Join(jobs["rabbitmq-queues"], " "); got != "rabbitmq:15692 rabbitmq-2:15692 rabbitmq-3:15692" {
+		t.Errorf("job rabbitmq-queues: targets %s, want the three nodes' 15692", got)
 	}
 	if got := strings.Join(jobs["rabbitmq"], " "); got != "rabbitmq:15692 rabbitmq-2:15692 rabbitmq-3:15692" {
 		t.Errorf("job rabbitmq: targets %s, want the three nodes' 15692", got)
 	}
-	if got := jobs["mysql"]; len(got) != 1 || got[0] != "mysqld-exporter:9104" {
-		t.Errorf("job mysql: targets %v, want [mysqld-exporter:9104]", got)
+	if got := jobs["mysqld"]; len(got) != 1 || got[0] != "mysqld-exporter:9104" {
+		t.Errorf("job mysqld: targets %v, want [mysqld-exporter:9104]", got)
 	}
 	if len(cfg.RuleFiles) != 1 || cfg.RuleFiles[0] != "alerts.yml" {
 		t.Errorf("rule_files %v, want [alerts.yml] (deploy/prometheus/alerts.yml)", cfg.RuleFiles)

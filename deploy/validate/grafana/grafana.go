@@ -258,7 +258,7 @@ func Overview(svcs []servicesconf.Service) Dashboard {
 			queries: []query{{fmt.Sprintf(`min(up{job="%s"})`, s.Dir), s.Dir}}})
 	}
 	ups = append(ups, chart{title: "rabbitmq", stat: true, unit: "none", queries: []query{{`min(up{job="rabbitmq"})`, "rabbitmq"}}},
-		chart{title: "mysql", stat: true, unit: "none", queries: []query{{`min(mysql_up)`, "mysql"}}})
+		chart{title: "mysql", stat: true, unit: "none", queries: []query{{`min(mysql_up{job="mysqld"})`, "mysql"}}})
 	return build(d, []section{
 		{"Targets up (1 = every instance scraped)", ups},
 		{"Events", []chart{
@@ -306,10 +306,10 @@ func Overview(svcs []servicesconf.Service) Dashboard {
 				queries: []query{{`sum by (job) (rate(sagittarius_broker_reconnections_total[$__rate_interval]))`, "{{job}}"}}},
 			{title: "Queue depth (ready + unacked) by queue", unit: "none",
 				queries: []query{
-					{`sum by (queue) (rabbitmq_queue_messages_ready{vhost="sagittarius"})`, "{{queue}} ready"},
-					{`sum by (queue) (rabbitmq_queue_messages_unacked{vhost="sagittarius"})`, "{{queue}} unacked"}}},
+					{`sum by (queue) (rabbitmq_detailed_queue_messages_ready{vhost="sagittarius"})`, "{{queue}} ready"},
+					{`sum by (queue) (rabbitmq_detailed_queue_messages_unacked{vhost="sagittarius"})`, "{{queue}} unacked"}}},
 			{title: "Consumers by queue", desc: "A service queue without a consumer fills up: every event waits.", unit: "none",
-				queries: []query{{`sum by (queue) (rabbitmq_queue_consumers{vhost="sagittarius"})`, "{{queue}}"}}},
+				queries: []query{{`sum by (queue) (rabbitmq_detailed_queue_consumers{vhost="sagittarius"})`, "{{queue}}"}}},
 			{title: "Messages published into the broker", unit: "ops",
 				queries: []query{{`sum(rate(rabbitmq_channel_messages_published_total[$__rate_interval]))`, "published"},
 					{`sum(rate(rabbitmq_channel_messages_delivered_ack_total[$__rate_interval]))`, "delivered (manual ack)"}}},
@@ -358,8 +358,8 @@ func ServiceDashboard(s servicesconf.Service) Dashboard {
 				{title: "Broker connected", unit: "none", queries: []query{{`sagittarius_broker_connected` + sel, "{{instance}}"}}},
 				{title: "Broker reconnections", unit: "ops", queries: []query{{`rate(sagittarius_broker_reconnections_total` + sel + `[$__rate_interval])`, "{{instance}}"}}},
 				{title: "Own queues: depth and consumers", unit: "none", queries: []query{
-					{fmt.Sprintf(`sum by (queue) (rabbitmq_queue_messages_ready{vhost="sagittarius", queue=~"%s(\\..+)?"})`, regexpQuote(s.Name)), "{{queue}} ready"},
-					{fmt.Sprintf(`sum by (queue) (rabbitmq_queue_consumers{vhost="sagittarius", queue=~"%s(\\..+)?"})`, regexpQuote(s.Name)), "{{queue}} consumers"}}},
+					{fmt.Sprintf(`sum by (queue) (rabbitmq_detailed_queue_messages_ready{vhost="sagittarius", queue=~"%s(\\..+)?"})`, regexpQuote(s.Name)), "{{queue}} ready"},
+					{fmt.Sprintf(`sum by (queue) (rabbitmq_detailed_queue_consumers{vhost="sagittarius", queue=~"%s(\\..+)?"})`, regexpQuote(s.Name)), "{{queue}} consumers"}}},
 			}})
 	} else {
 		sections = append(sections, section{"Upstreams", []chart{

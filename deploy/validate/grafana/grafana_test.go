@@ -40,8 +40,8 @@ var platformMetrics = map[string]bool{
 	// Prometheus itself, the Go and process collectors, mysqld-exporter, rabbitmq_prometheus.
 	"up": true, "mysql_up": true, "go_goroutines": true,
 	"process_resident_memory_bytes": true, "process_cpu_seconds_total": true,
-	"rabbitmq_queue_messages_ready": true, "rabbitmq_queue_messages_unacked": true,
-	"rabbitmq_queue_consumers": true, "rabbitmq_channel_messages_published_total": true,
+	"rabbitmq_detailed_queue_messages_ready": true, "rabbitmq_detailed_queue_messages_unacked": true,
+	"rabbitmq_detailed_queue_consumers": true, "rabbitmq_channel_messages_published_total": true,
 	"rabbitmq_channel_messages_delivered_ack_total": true,
 }
 
@@ -143,7 +143,7 @@ func exprsOf(t *testing.T, name string, b []byte) []expr {
 var grafanaVars = strings.NewReplacer("$__rate_interval", "5m", "$__range", "1h", "$instance", ".*")
 
 func TestEveryExpressionParsesAndNamesServedMetrics(t *testing.T) {
-	jobs := map[string]bool{"rabbitmq": true, "mysql": true, "prometheus": true}
+	jobs := map[string]bool{"rabbitmq": true, "rabbitmq-queues": true, "mysqld": true, "prometheus": true}
 	for _, s := range services(t) {
 		jobs[s.Dir] = true
 	}
@@ -175,7 +175,7 @@ func TestEveryExpressionParsesAndNamesServedMetrics(t *testing.T) {
 				}
 				for _, m := range vs.LabelMatchers {
 					if m.Name == "job" && m.Type == labels.MatchEqual && !jobs[m.Value] {
-						t.Errorf("%s: %s: job %q is neither a service of services.conf nor rabbitmq/mysql", e.file, e.panel, m.Value)
+						t.Errorf("%s: %s: job %q is neither a service of services.conf nor a job of deploy/prometheus/prometheus.yml", e.file, e.panel, m.Value)
 					}
 				}
 				return nil
