@@ -43,7 +43,7 @@ deadline=$(($(date +%s) + ${RABBITMQ_CLUSTER_TIMEOUT:-180}))
 while :; do
 	running=0
 	if curl -sf -o "$out" -u "$RABBITMQ_ADMIN_USER:$RABBITMQ_ADMIN_PASSWORD" "$RABBITMQ_API/api/nodes"; then
-		running=$(grep -o '"running":true' "$out" | wc -l | tr -d ' ')
+		running=$(grep -o '"running": *true' "$out" | wc -l | tr -d ' ')
 	fi
 	[ "$running" -ge "$want" ] && break
 	if [ "$(date +%s)" -ge "$deadline" ]; then
