@@ -80,13 +80,19 @@ func TestComposeRunsEveryServiceOfServicesConf(t *testing.T) {
 			t.Errorf("%s: OTEL_EXPORTER_OTLP_ENDPOINT %q, want Jaeger's OTLP/HTTP endpoint by default", s.Dir, env["OTEL_EXPORTER_OTLP_ENDPOINT"])
 		}
 		if !s.HasBus() {
+			var ups []string
 			for _, o := range services(t) {
 				if o.HasBus() {
 					key := "UPSTREAM_" + strings.ToUpper(o.Dir)
-					if want := fmt.Sprintf("http://%s:%d", o.Dir, o.Port); env[key] != want {
+					want := fmt.Sprintf("http://%s:%d", o.Dir, o.Port)
+					if env[key] != want {
 						t.Errorf("%s: %s %q, want %q", s.Dir, key, env[key], want)
 					}
+					ups = append(ups, fmt.Sprintf("%s %s %s", o.Dir, o.Name, want))
 				}
+			}
+			if want := strings.Join(ups, ","); env["UPSTREAMS"] != want {
+				t.Errorf("%s: UPSTREAMS %q, want %q", s.Dir, env["UPSTREAMS"], want)
 			}
 			continue
 		}

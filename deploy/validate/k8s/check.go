@@ -614,14 +614,20 @@ func (m *manifest) checkService(s servicesconf.Service, o Object, c *corev1.Cont
 		p.add(o, "no PodDisruptionBudget selects its pods")
 	}
 	if !s.HasBus() {
+		var ups []string
 		for _, other := range opt.Services {
 			if !other.HasBus() {
 				continue
 			}
-			key := "UPSTREAM_" + strings.ToUpper(other.Dir)
-			if want := fmt.Sprintf("http://%s:%d", other.Dir, other.Port); env[key] != want {
+			key := "UPSTREAM_" + strings.ToUpper(strings.ReplaceAll(other.Dir, "-", "_"))
+			want := fmt.Sprintf("http://%s:%d", other.Dir, other.Port)
+			if env[key] != "" && env[key] != want {
 				p.add(o, "%s %q, want %q", key, env[key], want)
 			}
+			ups = append(ups, fmt.Sprintf("%s %s %s", other.Dir, other.Name, want))
+		}
+		if want := strings.Join(ups, ","); env["UPSTREAMS"] != want {
+			p.add(o, "UPSTREAMS %q, want %q (services.conf)", env["UPSTREAMS"], want)
 		}
 		return
 	}

@@ -190,7 +190,11 @@ func TestBrokenManifestsFail(t *testing.T) {
 			}, nil},
 		{"gateway upstream wrong", `UPSTREAM_ORDERS "http://orders:9083"`,
 			func() string {
-				return edit(t, good, "Deployment", "gateway", "http://orders:8083", "http://orders:9083")
+				return edit(t, good, "Deployment", "gateway", "value: http://orders:8083", "value: http://orders:9083")
+			}, nil},
+		{"gateway upstreams list wrong", `UPSTREAMS "customers crm.customers http://customers:8081,catalog`,
+			func() string {
+				return edit(t, good, "Deployment", "gateway", "orders sales.orders http://orders:8083,", "")
 			}, nil},
 		{"Ingress to a missing Service port", "Service gateway has no port api",
 			func() string { return edit(t, good, "Ingress", "gateway", "name: http", "name: api") }, nil},
