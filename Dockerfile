@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image holds every service of Sagittarius (the services of scripts/services.conf, each a static
 # binary named after its folder: /usr/local/bin/orders, /usr/local/bin/gateway, ...) and httpcheck,
 # the health-check probe. A container runs one of them, chosen by its command:
@@ -18,13 +17,13 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-RUN --mount=type=cache,target=/go/pkg/mod go mod download
+RUN go mod download
 COPY . .
 # SERVICES: folders of services/, space-separated; empty means every service of services.conf.
 ARG SERVICES=""
 # The services and the probe; -o DIR/ names each binary after its folder.
-RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    set -eu; \
+# (No BuildKit cache mounts: the file builds with the classic builder of docker-compose 1.x too.)
+RUN set -eu; \
     dirs=${SERVICES:-$(awk '$1 !~ /^#/ && NF >= 3 { print $1 }' scripts/services.conf)}; \
     pkgs=; for d in $dirs; do \
       [ -f "services/$d/main.go" ] || { echo "SERVICES: no services/$d/main.go" >&2; exit 1; }; \
