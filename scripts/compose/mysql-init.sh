@@ -2,7 +2,10 @@
 # Run once by the mysql image of docker-compose.yml (/docker-entrypoint-initdb.d) on an empty data
 # volume: creates one database and one user per service of services.conf, with privileges on that
 # database only, and the admin sagittarius_admin (as scripts/infra-up does with MariaDB).
-# Environment: MYSQL_ROOT_PASSWORD, SERVICES_CONF, MYSQL_ADMIN_PASSWORD, <NAME>_PASSWORD per service.
+# With MYSQL_EXPORTER_PASSWORD set, it also creates 'exporter', the read-only user of
+# prometheus-mysqld-exporter (PROCESS, REPLICATION CLIENT, SELECT; at most 3 connections).
+# Environment: MYSQL_ROOT_PASSWORD, SERVICES_CONF, MYSQL_ADMIN_PASSWORD, <NAME>_PASSWORD per service,
+# MYSQL_EXPORTER_PASSWORD (optional).
 set -euo pipefail
 
 sql() { mysql --protocol=socket -uroot -p"$MYSQL_ROOT_PASSWORD"; }
@@ -10,6 +13,11 @@ sql() { mysql --protocol=socket -uroot -p"$MYSQL_ROOT_PASSWORD"; }
 {
 	printf "CREATE USER IF NOT EXISTS 'sagittarius_admin'@'%%' IDENTIFIED BY '%s';\n" "$MYSQL_ADMIN_PASSWORD"
 	printf "GRANT ALL PRIVILEGES ON *.* TO 'sagittarius_admin'@'%%' WITH GRANT OPTION;\n"
+	if [[ -n ${MYSQL_EXPORTER_PASSWORD:-} ]]; then
+		printf "CREATE USER IF NOT EXISTS 'exporter'@'%%' IDENTIFIED BY '%s' WITH MAX_USER_CONNECTIONS 3;\n" "$MYSQL_EXPORTER_PASSWORD"
+		printf "GRANT PROCESS, REPLICATION CLIENT, SELECT ON *.* TO 'exporter'@'%%';\n"
+		echo "user exporter (prometheus-mysqld-exporter)" >&2
+	fi
 	while read -r dir name _; do
 		case $dir in '' | '#'*) continue ;; esac
 		[[ $name == - ]] && continue

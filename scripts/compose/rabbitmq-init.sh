@@ -4,8 +4,10 @@
 # one user per service of services.conf with least-privilege permissions (see TEAM rules in
 # scripts/infra-up), no guest. Idempotent: it runs at every `docker-compose up`.
 # Environment: RABBITMQ_API (http://rabbitmq:15672), RABBITMQ_ADMIN_USER, RABBITMQ_ADMIN_PASSWORD,
-# SERVICES_CONF (path of services.conf), and <NAME>_PASSWORD per service (sales.orders ->
-# SALES_ORDERS_PASSWORD).
+# SERVICES_CONF (path of services.conf), <NAME>_PASSWORD per service (sales.orders ->
+# SALES_ORDERS_PASSWORD), and RABBITMQ_NODES (default 1): with 3 (the `cluster` profile) it first
+# waits, up to RABBITMQ_CLUSTER_TIMEOUT seconds (default 180), until three nodes run in the cluster,
+# so that the quorum queues the services declare after it get a replica on each.
 set -eu
 
 vhost=sagittarius
@@ -35,6 +37,22 @@ api() { # METHOD PATH [JSON]
 
 # json REGEX: REGEX as a JSON string (backslashes doubled).
 json() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g')"; }
+
+want=${RABBITMQ_NODES:-1}
+deadline=$(($(date +%s) + ${RABBITMQ_CLUSTER_TIMEOUT:-180}))
+while :; do
+	running=0
+	if curl -sf -o "$out" -u "$RABBITMQ_ADMIN_USER:$RABBITMQ_ADMIN_PASSWORD" "$RABBITMQ_API/api/nodes"; then
+		running=$(grep -o '"running": *true' "$out" | wc -l | tr -d ' ')
+	fi
+	[ "$running" -ge "$want" ] && break
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		echo "error: $running of $want RabbitMQ nodes running after ${RABBITMQ_CLUSTER_TIMEOUT:-180} s" >&2
+		exit 1
+	fi
+	sleep 2
+done
+echo "RabbitMQ: $running node(s) running"
 
 api PUT "/api/vhosts/$vhost" '{"description":"Sagittarius integration events"}'
 api PUT "/api/permissions/$vhost/$RABBITMQ_ADMIN_USER" '{"configure":".*","write":".*","read":".*"}'
