@@ -2,7 +2,7 @@
 //
 // Every exported method of Store is one transaction, and the event it causes
 // (product_added, product_updated, product_retired) is written to the
-// eventbus outbox (eventbus.Enqueue) in that same transaction; after the
+// eventbus outbox (eventbus.Emit) in that same transaction; after the
 // commit the store wakes the relay.
 package mysql
 
@@ -113,18 +113,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, e
 	return nil
 }
 
-// enqueue writes one event into the outbox in tx and reports true on success.
-func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[productevents.Product], p product.Product) (bool, error) {
-	msg, err := et.New(ctx, s.render(p))
-	if err != nil {
-		return false, err
-	}
-	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
 // Create inserts p and enqueues product_added.
 func (s *Store) Create(ctx context.Context, p product.Product) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
@@ -136,7 +124,7 @@ func (s *Store) Create(ctx context.Context, p product.Product) error {
 		if err != nil {
 			return false, err
 		}
-		return s.enqueue(ctx, tx, productevents.ProductAdded, p)
+		return true, eventbus.Emit(ctx, tx, productevents.ProductAdded, s.render(p))
 	})
 }
 
@@ -187,7 +175,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(p *product.Pr
 		if outcome == product.Retired {
 			et = productevents.ProductRetired
 		}
-		return s.enqueue(ctx, tx, et, p)
+		return true, eventbus.Emit(ctx, tx, et, s.render(p))
 	})
 	return out, err
 }

@@ -180,7 +180,7 @@ func (s *Store) Replenish(ctx context.Context, productID string, quantity int64)
 			rep.ID, rep.ProductID, rep.Quantity, rep.CreatedAt); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, stockevents.StockReplenished, s.rep.Stock(item))
+		return eventbus.Emit(ctx, tx, stockevents.StockReplenished, s.rep.Stock(item))
 	})
 	if err != nil {
 		return inventory.Replenishment{}, inventory.StockItem{}, fmt.Errorf("replenish %q: %w", productID, err)
@@ -393,7 +393,7 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 	if r.Status == inventory.Rejected {
 		et = stockevents.StockReservationRejected
 	}
-	if err := enqueue(ctx, tx, et, s.rep.Reservation(r)); err != nil {
+	if err := eventbus.Emit(ctx, tx, et, s.rep.Reservation(r)); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
 	}
 	return r, true, nil
@@ -564,7 +564,7 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 		string(r.Status), r.ReleasedAt, orderID); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
-	if err := enqueue(ctx, tx, stockevents.StockReleased, s.rep.Reservation(r)); err != nil {
+	if err := eventbus.Emit(ctx, tx, stockevents.StockReleased, s.rep.Reservation(r)); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
 	return r, true, nil
@@ -688,13 +688,4 @@ func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter,
 		return nil, 0, fmt.Errorf("reservations: %w", err)
 	}
 	return out, total, nil
-}
-
-// enqueue writes one event into the outbox in tx.
-func enqueue[T any](ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[T], entity T) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	return eventbus.Enqueue(ctx, tx, msg)
 }

@@ -118,7 +118,7 @@ func (s *Store) step(ctx context.Context, tx *sqlx.Tx, orderID string, apply fun
 	if !ok {
 		return fmt.Errorf("mysql: no event for status %s", o.Status)
 	}
-	return enqueue(ctx, tx, et, s.render(o))
+	return eventbus.Emit(ctx, tx, et, s.render(o))
 }
 
 // readModelRow is the stored state of one customer or product of a read

@@ -3,7 +3,7 @@
 // customers and products that placement checks against.
 //
 // Every exported method of Store is one transaction, and the events it causes
-// are written to the eventbus outbox (eventbus.Enqueue) in that same
+// are written to the eventbus outbox (eventbus.Emit) in that same
 // transaction. Where to look:
 //
 //   - events published: PlaceOrder (order_placed) and CancelOrder
@@ -150,7 +150,7 @@ func (s *Store) PlaceOrder(ctx context.Context, in order.PlaceInput, key string)
 				return fmt.Errorf("mysql: record idempotent response: %w", err)
 			}
 		}
-		if err := enqueue(ctx, tx, orderevents.OrderPlaced, entity); err != nil {
+		if err := eventbus.Emit(ctx, tx, orderevents.OrderPlaced, entity); err != nil {
 			return err
 		}
 		placed = entity
@@ -285,25 +285,13 @@ func (s *Store) CancelOrder(ctx context.Context, id string, ifMatch func(version
 		if err := updateOrder(ctx, tx, o); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, orderevents.OrderCancelled, s.render(o))
+		return eventbus.Emit(ctx, tx, orderevents.OrderCancelled, s.render(o))
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.notify()
 	return o, nil
-}
-
-// enqueue writes one event about an order to the outbox in tx.
-func enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[orderevents.Order], entity orderevents.Order) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
-		return fmt.Errorf("mysql: enqueue %s: %w", et.Type(), err)
-	}
-	return nil
 }
 
 const orderColumns = `id, customer_id, status, cancellation_reason, total_amount, currency, payment_token,
