@@ -14,7 +14,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -26,7 +25,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/customers/customer"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
@@ -272,8 +270,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 	var invalid *customer.ValidationError
 	switch {
-	case problem.From(err) != nil:
-		return problem.From(err)
 	case errors.As(err, &invalid):
 		fields := make([]problem.FieldError, len(invalid.Fields))
 		for i, f := range invalid.Fields {
@@ -286,13 +282,7 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		return problem.Conflict("another customer is registered with this email")
 	case errors.Is(err, customer.ErrStale):
 		return problem.PreconditionFailed("the customer has changed since you read it; GET it again for the current ETag")
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		return problem.New(http.StatusServiceUnavailable, "request cancelled")
 	default:
-		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		return problem.Internal()
+		return httpkit.ErrorProblem(a.logger, r, err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
@@ -364,9 +363,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
-	if p := problem.From(err); p != nil {
-		return p
-	}
 	switch {
 	case errors.Is(err, inventory.ErrNotFound):
 		return problem.NotFound("no such " + resourceName(r))
@@ -376,17 +372,8 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the answer.
-		p := problem.New(499, "the client closed the request")
-		p.Title = "Client Closed Request"
-		return p
 	}
-	a.logger.ErrorContext(r.Context(), "inventory api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
-	return problem.Internal()
+	return httpkit.ErrorProblem(a.logger, r, err)
 }
 
 func resourceName(r *http.Request) string {

@@ -490,7 +490,7 @@ func TestErrorMapping(t *testing.T) {
 		{errors.New("database on fire"), 500},
 	} {
 		w := httptest.NewRecorder()
-		a.writeError(w, r, tt.err)
+		a.fail(w, r, tt.err)
 		if w.Code != tt.status {
 			t.Errorf("%v: %d, want %d", tt.err, w.Code, tt.status)
 		}

@@ -19,7 +19,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/payments/payment"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
@@ -208,9 +207,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
-	if p := problem.From(err); p != nil {
-		return p
-	}
 	switch {
 	case errors.Is(err, payment.ErrNotFound):
 		return problem.NotFound("no such payment")
@@ -218,14 +214,6 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		p := problem.New(499, "the client closed the request")
-		p.Title = "Client Closed Request"
-		return p
 	}
-	a.logger.ErrorContext(r.Context(), "payments api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
-	return problem.Internal()
+	return httpkit.ErrorProblem(a.logger, r, err)
 }
