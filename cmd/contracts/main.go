@@ -6,8 +6,9 @@
 //
 // It writes contracts/openapi/<dir>.yaml (OpenAPI 3.0) and
 // contracts/asyncapi/<dir>.yaml (AsyncAPI 2.6) for every service, from the
-// route tables and bus registrations the services run with
-// (internal/contracts/platform), and the generated documentation under
+// route tables and bus registrations the services run with: it builds every
+// service of scripts/services.conf and runs it with
+// SAGITTARIUS_PRINT_CONTRACTS=1 (internal/contracts/platform), and the generated documentation under
 // docs/ (the event catalog and the choreography map). The checks: every
 // manifest with kin-openapi and the platform's rules (internal/contracts/lint),
 // consumers against publishers, and breaking changes against the manifests
@@ -52,7 +53,7 @@ func run(args []string, stdout io.Writer) error {
 		}
 		*root = r
 	}
-	files, err := platform.Generate()
+	files, err := platform.Generate(*root)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, func() int) {
 		n  int
 	)
 	render := httpapi.NewRenderer(hal.MustBase("http://gw.test")).Product
-	s, err := mysql.New(db, render, func() { mu.Lock(); n++; mu.Unlock() })
+	s, err := mysql.NewStore(db, render, func() { mu.Lock(); n++; mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, *int) {
 	var mu sync.Mutex
 	notified := new(int)
 	render := httpapi.NewRenderer(hal.MustBase("http://gw.test")).Customer
-	s, err := mysql.New(db, render, func() { mu.Lock(); *notified++; mu.Unlock() })
+	s, err := mysql.NewStore(db, render, func() { mu.Lock(); *notified++; mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,21 +30,21 @@ type Store interface {
 	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
 }
 
-// Resources renders payments as REST models with absolute links through the gateway; the same
+// Renderer renders payments as REST models with absolute links through the gateway; the same
 // models are the entities of paymentevents. Immutable, safe for concurrent use.
-type Resources struct {
+type Renderer struct {
 	api       hal.Base // <public>/payments/v1
 	orders    hal.Base // <public>/orders/v1
 	inventory hal.Base // <public>/inventory/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
-func NewResources(public hal.Base) Resources {
-	return Resources{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
 }
 
 // Payment renders a payment. Links: self, order, reservation (inventory).
-func (rs Resources) Payment(p payment.Payment) paymentevents.Payment {
+func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 	return paymentevents.Payment{
 		ID: p.ID, OrderID: p.OrderID,
 		Amount: paymentevents.Money{Amount: p.Amount.Amount, Currency: p.Amount.Currency},
@@ -65,7 +65,7 @@ type Root struct {
 	Links   hal.Links `json:"_links"`
 }
 
-func (rs Resources) root() Root {
+func (rs Renderer) root() Root {
 	return Root{Service: paymentevents.Service, Links: hal.Links{
 		"self":                 hal.To(rs.api.Href()),
 		"payments":             hal.To(rs.api.Href("payments")),
@@ -78,12 +78,12 @@ func (rs Resources) root() Root {
 // API serves the payments' HTTP resources.
 type API struct {
 	store  Store
-	rs     Resources
+	rs     Renderer
 	logger *slog.Logger
 }
 
 // New returns the API on store, rendering links with rs; logger receives unexpected errors.
-func New(store Store, rs Resources, logger *slog.Logger) *API {
+func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -34,20 +34,20 @@ type Store interface {
 	UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error)
 }
 
-// Resources renders shipments as REST models with absolute links through the gateway; the same
+// Renderer renders shipments as REST models with absolute links through the gateway; the same
 // models are the entities of shipmentevents. Immutable, safe for concurrent use.
-type Resources struct {
+type Renderer struct {
 	api    hal.Base // <public>/shipping/v1
 	orders hal.Base // <public>/orders/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
-func NewResources(public hal.Base) Resources {
-	return Resources{api: public.Join("shipping", "v1"), orders: public.Join("orders", "v1")}
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{api: public.Join("shipping", "v1"), orders: public.Join("orders", "v1")}
 }
 
 // Shipment renders a shipment. Links: self, order.
-func (rs Resources) Shipment(s shipment.Shipment) shipmentevents.Shipment {
+func (rs Renderer) Shipment(s shipment.Shipment) shipmentevents.Shipment {
 	a := s.Address
 	return shipmentevents.Shipment{
 		ID: s.ID, OrderID: s.OrderID, Status: string(s.Status),
@@ -66,7 +66,7 @@ type Root struct {
 	Links   hal.Links `json:"_links"`
 }
 
-func (rs Resources) root() Root {
+func (rs Renderer) root() Root {
 	return Root{Service: shipmentevents.Service, Links: hal.Links{
 		"self":                 hal.To(rs.api.Href()),
 		"shipments":            hal.To(rs.api.Href("shipments")),
@@ -79,12 +79,12 @@ func (rs Resources) root() Root {
 // API serves the shipping HTTP resources.
 type API struct {
 	store  Store
-	rs     Resources
+	rs     Renderer
 	logger *slog.Logger
 }
 
 // New returns the API on store, rendering links with rs; logger receives unexpected errors.
-func New(store Store, rs Resources, logger *slog.Logger) *API {
+func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}

@@ -9,19 +9,19 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 )
 
-// Resources renders domain values as REST models with absolute links through the gateway. The same
-// models are the entities of the events (stockevents). A Resources is immutable and safe for
+// Renderer renders domain values as REST models with absolute links through the gateway. The same
+// models are the entities of the events (stockevents). A Renderer is immutable and safe for
 // concurrent use.
-type Resources struct {
+type Renderer struct {
 	api     hal.Base // <public>/inventory/v1
 	catalog hal.Base // <public>/catalog/v1
 	orders  hal.Base // <public>/orders/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL), under which the
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL), under which the
 // inventory API is mounted at /inventory, the catalog at /catalog and orders at /orders.
-func NewResources(public hal.Base) Resources {
-	return Resources{
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{
 		api:     public.Join("inventory", "v1"),
 		catalog: public.Join("catalog", "v1"),
 		orders:  public.Join("orders", "v1"),
@@ -29,7 +29,7 @@ func NewResources(public hal.Base) Resources {
 }
 
 // Stock renders a stock item. Links: self, product, replenishments, reservations.
-func (rs Resources) Stock(item inventory.StockItem) stockevents.Stock {
+func (rs Renderer) Stock(item inventory.StockItem) stockevents.Stock {
 	return stockevents.Stock{
 		ProductID:   item.ProductID,
 		ProductName: item.ProductName,
@@ -48,7 +48,7 @@ func (rs Resources) Stock(item inventory.StockItem) stockevents.Stock {
 }
 
 // Reservation renders a reservation. Links: self, order, stock-items (a list).
-func (rs Resources) Reservation(r inventory.Reservation) stockevents.Reservation {
+func (rs Renderer) Reservation(r inventory.Reservation) stockevents.Reservation {
 	out := stockevents.Reservation{
 		OrderID:    r.OrderID,
 		Status:     string(r.Status),
@@ -90,7 +90,7 @@ type Replenishment struct {
 }
 
 // Replenishment renders a replenishment.
-func (rs Resources) Replenishment(r inventory.Replenishment) Replenishment {
+func (rs Renderer) Replenishment(r inventory.Replenishment) Replenishment {
 	return Replenishment{
 		ID: r.ID, ProductID: r.ProductID, Quantity: r.Quantity, CreatedAt: r.CreatedAt,
 		Links: hal.Links{
@@ -108,7 +108,7 @@ type Root struct {
 }
 
 // Root renders the entry point.
-func (rs Resources) Root() Root {
+func (rs Renderer) Root() Root {
 	return Root{
 		Service: stockevents.Service,
 		Links: hal.Links{
