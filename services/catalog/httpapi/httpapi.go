@@ -126,17 +126,16 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,products,find-products,product,contracts"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
 	links := hal.Links{}
 	links.Set("self", a.render.api.Href())
 	links.Set("products", a.render.api.Href("products"))
-	links.SetLink("find-products", hal.Link{
-		Href: a.render.api.Href("products") + "{?status,sku,page,size}", Templated: true,
-		Title: "products by status and SKU",
-	})
+	find := hal.Find(a.render.api.Href("products"), "status", "sku", "page", "size")
+	find.Title = "products by status and SKU"
+	links.SetLink("find-products", find)
 	links.SetLink("product", hal.Link{Href: a.render.api.Href("products") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
 	hal.Write(w, r, http.StatusOK, rootDoc{productevents.Service, links})
@@ -158,9 +157,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for i, p := range ps {
 		items[i] = a.render.Product(p)
 	}
-	coll := hal.NewCollection("products", a.render.api.Href("products"), q, items, page, total)
-	coll.Links.SetLink("find", hal.Link{Href: a.render.api.Href("products") + "{?status,sku,page,size}", Templated: true})
-	coll.Links.Set("up", a.render.api.Href())
+	coll := hal.NewCollection("products", a.render.api.Href("products"), q, items, page, total).
+		Searchable(a.render.api.Href(), "products", a.render.api.Href("products"), "status", "sku", "page", "size")
 	hal.Write(w, r, http.StatusOK, coll)
 }
 

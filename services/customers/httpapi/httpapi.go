@@ -128,7 +128,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,customers,find-customers,customer,contracts"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -160,9 +160,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for i, c := range cs {
 		items[i] = a.render.Customer(c)
 	}
-	coll := hal.NewCollection("customers", a.render.api.Href("customers"), q, items, page, total)
-	coll.Links.SetLink("find", hal.Link{Href: a.render.api.Href("customers") + "{?email,status,page,size}", Templated: true})
-	coll.Links.Set("up", a.render.api.Href())
+	coll := hal.NewCollection("customers", a.render.api.Href("customers"), q, items, page, total).
+		Searchable(a.render.api.Href(), "customers", a.render.api.Href("customers"), "email", "status", "page", "size")
 	hal.Write(w, r, http.StatusOK, coll)
 }
 

@@ -151,7 +151,8 @@ func (a *API) listStockItems(w http.ResponseWriter, r *http.Request) {
 	for _, it := range items {
 		out = append(out, a.rs.Stock(it))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("stock-items", a.rs.api.Href("stock-items"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("stock-items", a.rs.api.Href("stock-items"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "stock-items", a.rs.api.Href("stock-items"), "status", "page", "size"))
 }
 
 func (a *API) getStockItem(w http.ResponseWriter, r *http.Request) {
@@ -289,7 +290,8 @@ func (a *API) listReservations(w http.ResponseWriter, r *http.Request) {
 	for _, res := range rs {
 		out = append(out, a.rs.Reservation(res))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("reservations", a.rs.api.Href("reservations"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("reservations", a.rs.api.Href("reservations"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "reservations", a.rs.api.Href("reservations"), "status", "product_id", "page", "size"))
 }
 
 func (a *API) getReservation(w http.ResponseWriter, r *http.Request) {

@@ -86,7 +86,7 @@ type Replenishment struct {
 	ProductID string    `json:"product_id"`
 	Quantity  int64     `json:"quantity"`
 	CreatedAt time.Time `json:"created_at"`
-	Links     hal.Links `json:"_links"`
+	Links     hal.Links `json:"_links" links:"self,stock-item,product"`
 }
 
 // Replenishment renders a replenishment.
@@ -104,7 +104,7 @@ func (rs Renderer) Replenishment(r inventory.Replenishment) Replenishment {
 // Root is the REST model of /v1: the entry point of the inventory API.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,stock-items,stock-item,reservations,reservation,replenishments,find-stock-items,find-reservations,contracts"`
 }
 
 // Root renders the entry point.
@@ -118,8 +118,8 @@ func (rs Renderer) Root() Root {
 			"reservations":         hal.To(rs.api.Href("reservations")),
 			"reservation":          hal.One(hal.Link{Href: rs.api.Href("reservations") + "/{order_id}", Templated: true}),
 			"replenishments":       hal.To(rs.api.Href("replenishments")),
-			"find-stock-items":     hal.One(hal.Link{Href: rs.api.Href("stock-items") + "{?status,page,size}", Templated: true}),
-			"find-reservations":    hal.One(hal.Link{Href: rs.api.Href("reservations") + "{?status,product_id,page,size}", Templated: true}),
+			"find-stock-items":     hal.One(hal.Find(rs.api.Href("stock-items"), "status", "page", "size")),
+			"find-reservations":    hal.One(hal.Find(rs.api.Href("reservations"), "status", "product_id", "page", "size")),
 			contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 		},
 	}

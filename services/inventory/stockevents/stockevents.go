@@ -38,7 +38,7 @@ const (
 )
 
 // Stock is the stock level of one product: the REST model of /v1/stock-items/{product_id}.
-// Links: self, product (catalog), replenishments.
+// Links: self, product (catalog), replenishments, reservations.
 type Stock struct {
 	ProductID   string `json:"product_id"`
 	ProductName string `json:"product_name,omitempty"`
@@ -50,7 +50,7 @@ type Stock struct {
 	Reserved  int64     `json:"reserved"`
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at"`
-	Links     hal.Links `json:"_links"`
+	Links     hal.Links `json:"_links" links:"self,product,replenishments,reservations"`
 }
 
 // Reservation is the stock reservation made for one order: the REST model of
@@ -68,14 +68,14 @@ type Reservation struct {
 	RejectedLines []RejectedLine `json:"rejected_lines,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	ReleasedAt    *time.Time     `json:"released_at,omitempty"`
-	Links         hal.Links      `json:"_links"`
+	Links         hal.Links      `json:"_links" links:"self,order,stock-items"`
 }
 
 // Line is the quantity of one product in a reservation. Links: product (catalog), stock-item.
 type Line struct {
 	ProductID string    `json:"product_id"`
 	Quantity  int64     `json:"quantity"`
-	Links     hal.Links `json:"_links,omitempty"`
+	Links     hal.Links `json:"_links,omitempty" links:"product,stock-item"`
 }
 
 // RejectedLine is a line that stock could not cover: Requested was asked, Available was there.

@@ -113,7 +113,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 
 // rootDoc is the entry point document.
 type rootDoc struct {
-	Links hal.Links `json:"_links"`
+	Links hal.Links `json:"_links" links:"self,orders,find-orders,order,contracts"`
 }
 
 // index is the API's entry point: a HAL document linking the collection.
@@ -121,11 +121,10 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 	links := hal.Links{}
 	links.Set("self", a.render.orders.Href())
 	links.Set("orders", a.render.orders.Href("orders"))
-	links.SetLink("orders-search", hal.Link{
-		Href:      a.render.orders.Href("orders") + "{?customer_id,status,page,size}",
-		Templated: true,
-		Title:     "orders by customer and status",
-	})
+	find := hal.Find(a.render.orders.Href("orders"), "customer_id", "status", "page", "size")
+	find.Title = "orders by customer and status"
+	links.SetLink("find-orders", find)
+	links.SetLink("order", hal.Link{Href: a.render.orders.Href("orders") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.orders.Href("contracts"))
 	hal.Write(w, r, http.StatusOK, rootDoc{links})
 }
@@ -176,9 +175,8 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 			filters.Set(k, v)
 		}
 	}
-	c := hal.NewCollection("orders", a.render.orders.Href("orders"), filters, items, page, total)
-	c.Links.SetLink("search", hal.Link{Href: a.render.orders.Href("orders") + "{?customer_id,status,page,size}", Templated: true})
-	hal.Write(w, r, http.StatusOK, c)
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("orders", a.render.orders.Href("orders"), filters, items, page, total).
+		Searchable(a.render.orders.Href(), "orders", a.render.orders.Href("orders"), "customer_id", "status", "page", "size"))
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {

@@ -62,7 +62,7 @@ func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts"`
 }
 
 func (rs Renderer) root() Root {
@@ -70,7 +70,7 @@ func (rs Renderer) root() Root {
 		"self":                 hal.To(rs.api.Href()),
 		"payments":             hal.To(rs.api.Href("payments")),
 		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
-		"find-payments":        hal.One(hal.Link{Href: rs.api.Href("payments") + "{?order_id,status,page,size}", Templated: true}),
+		"find-payments":        hal.One(hal.Find(rs.api.Href("payments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
@@ -152,7 +152,8 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) {
 	for _, pay := range ps {
 		out = append(out, a.rs.Payment(pay))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("payments", a.rs.api.Href("payments"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("payments", a.rs.api.Href("payments"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "payments", a.rs.api.Href("payments"), "order_id", "status", "page", "size"))
 }
 
 func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {

@@ -63,7 +63,7 @@ func (rs Renderer) Shipment(s shipment.Shipment) shipmentevents.Shipment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,shipments,shipment,find-shipments,contracts"`
 }
 
 func (rs Renderer) root() Root {
@@ -71,7 +71,7 @@ func (rs Renderer) root() Root {
 		"self":                 hal.To(rs.api.Href()),
 		"shipments":            hal.To(rs.api.Href("shipments")),
 		"shipment":             hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
-		"find-shipments":       hal.One(hal.Link{Href: rs.api.Href("shipments") + "{?order_id,status,page,size}", Templated: true}),
+		"find-shipments":       hal.One(hal.Find(rs.api.Href("shipments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
@@ -163,7 +163,8 @@ func (a *API) listShipments(w http.ResponseWriter, r *http.Request) {
 	for _, s := range ss {
 		out = append(out, a.rs.Shipment(s))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("shipments", a.rs.api.Href("shipments"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("shipments", a.rs.api.Href("shipments"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "shipments", a.rs.api.Href("shipments"), "order_id", "status", "page", "size"))
 }
 
 func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +184,7 @@ func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
 
 // patchRequest is the body of PATCH /v1/shipments/{id}: only the status can change.
 type patchRequest struct {
-	Status *string `json:"status"`
+	Status *string `json:"status" required:"true" enum:"dispatched,delivered" description:"the status the shipment moves to: dispatched (it left the warehouse), then delivered"`
 }
 
 // decodePatch reads a PATCH body (application/json or application/merge-patch+json) into the target
