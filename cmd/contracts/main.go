@@ -40,20 +40,24 @@ func main() {
 func run(args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("contracts", flag.ContinueOnError)
 	check := fl.Bool("check", false, "do not write; fail when a committed file differs from what the code generates")
-	root := fl.String("root", "", "repository root (default: the directory holding go.mod, upwards from here)")
+	root := fl.String("root", "", "where the files are written or checked (default: the repository root)")
+	src := fl.String("src", "", "the repository whose services are built and run (default: the directory holding go.mod, upwards from here)")
 	base := fl.String("base", "HEAD", "git revision whose committed manifests breaking changes are checked against (empty: skip)")
 	allowBreaking := fl.Bool("allow-breaking", os.Getenv("CONTRACTS_ALLOW_BREAKING") == "1", "report breaking changes without failing (also CONTRACTS_ALLOW_BREAKING=1)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *root == "" {
+	if *src == "" {
 		r, err := findRoot()
 		if err != nil {
 			return err
 		}
-		*root = r
+		*src = r
 	}
-	files, err := platform.Generate(*root)
+	if *root == "" {
+		*root = *src
+	}
+	files, err := platform.Generate(*src)
 	if err != nil {
 		return err
 	}
