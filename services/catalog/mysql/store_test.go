@@ -218,7 +218,7 @@ func TestConcurrentPriceChangesAreSerialised(t *testing.T) {
 func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
 	s, _, _ := newStore(t)
 	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
-	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	h := httpkit.Stack(api.Routes(), httpkit.Options{})
 	name4 := strings.Repeat("😀", product.MaxNameLen)
 	desc4 := strings.Repeat("😀", product.MaxDescriptionLen)
 	tests := []struct {

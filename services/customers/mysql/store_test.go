@@ -261,7 +261,7 @@ func TestConcurrentUpdatesNeverLoseAVersion(t *testing.T) {
 func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
 	s, _, _ := newStore(t)
 	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
-	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	h := httpkit.Stack(api.Routes(), httpkit.Options{})
 	long4 := strings.Repeat("😀", customer.MaxNameLen)
 	tests := []struct{ method, target, body string }{
 		{"POST", "/v1/customers", `{"email":"jöhn@exämple.com","name":"` + long4 + `"}`},

@@ -56,7 +56,8 @@ func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	return &API{store: store, rs: rs, logger: logger}
 }
 
-// Routes returns every route of the API (without middleware and without /health).
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
 	contracts.HandleRoutes(rt, a.Table())

@@ -55,12 +55,10 @@ func New(store Store, render Renderer, logger *slog.Logger) *API {
 	return &API{store: store, render: render, logger: logger}
 }
 
-// Routes returns every route of the service. health answers GET /health.
-// Unknown paths get a 404 problem, known paths with another method a 405
-// problem with Allow. The caller wraps the result in httpkit.Stack.
-func (a *API) Routes(health http.Handler) *httpkit.Router {
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
+func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.Handle("GET /health", health)
 	contracts.HandleRoutes(rt, a.Table())
 	return rt
 }

@@ -135,8 +135,7 @@ func newServer(t testing.TB) (*fakeStore, http.Handler) {
 	render := NewRenderer(hal.MustBase(base))
 	store := newFakeStore(render)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	h := httpkit.Stack(New(store, render, logger).Routes(health), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
+	h := httpkit.Stack(New(store, render, logger).Routes(), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
 	return store, h
 }
 
