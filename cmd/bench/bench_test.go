@@ -5,7 +5,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -67,21 +66,6 @@ func TestProcessReadings(t *testing.T) {
 	defer ln.Close()
 	if pid := listenerPID(ln.Addr().(*net.TCPAddr).Port); pid != os.Getpid() {
 		t.Errorf("listenerPID = %d, want this process %d", pid, os.Getpid())
-	}
-}
-
-func TestReadServicesConf(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "scripts"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := "# comment\n\norders   sales.orders   8083\ngateway  -   8080\n"
-	if err := os.WriteFile(filepath.Join(dir, "scripts", "services.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, err := readServicesConf(dir)
-	if err != nil || len(got) != 2 || got[0] != [2]string{"orders", "sales.orders"} || got[1] != [2]string{"gateway", "-"} {
-		t.Fatalf("readServicesConf = %v, %v", got, err)
 	}
 }
 

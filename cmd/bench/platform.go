@@ -6,48 +6,46 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/sagittarius-a/sagittarius/eventbus"
+	sagplatform "github.com/sagittarius-a/sagittarius/internal/platform"
 )
 
 // platformService is one line of scripts/services.conf, running.
 type platformService struct {
-	dir    string // services/<dir>
-	name   string // queue and app_id; "-" for the gateway
-	url    string // http://127.0.0.1:<port>
-	dbName string // its fresh database ("" for the gateway)
-	db     *sqlx.DB
-	cmd    *exec.Cmd
-	done   chan struct{}
-	log    string
+	dir  string   // services/<dir>
+	name string   // queue and app_id; "-" for the gateway
+	url  string   // http://127.0.0.1:<port>
+	db   *sqlx.DB // its database, as the administrator (nil for the gateway)
+	svc  *sagplatform.Service
 }
 
-// platform is one instance of Sagittarius started for the benchmark: every
-// service of scripts/services.conf built from the working tree and run as a
-// process on a free port, each with a fresh database, all in a fresh vhost,
-// the gateway last (the approach of services/e2e). It never uses the ports of
-// a running scripts/up.
+// pid is the process id of the service's instance.
+func (s *platformService) pid() int { return s.svc.Primary().Pid() }
+
+// platform is one instance of Sagittarius started for the benchmark with
+// internal/platform on the servers of scripts/bench: every service of
+// scripts/services.conf built from the working tree and run as a process on
+// a free port, each with a fresh database, all in a fresh vhost, the gateway
+// last. It never uses the ports of a running scripts/up.
 type platform struct {
 	services []*platformService // in services.conf order, gateway included
 	gateway  *platformService
-	vhostURL string // admin AMQP URL of the vhost
-	vhost    string
+	vhostURL string   // admin AMQP URL of the vhost
 	admin    *sqlx.DB // admin connection without database
-	cleanup  []func()
+	p        *sagplatform.Platform
+	dir      string
+	keepLogs bool
 }
 
 func (p *platform) service(dir string) *platformService {
@@ -70,281 +68,92 @@ func (p *platform) withQueue() []*platformService {
 	return out
 }
 
-// readServicesConf reads scripts/services.conf: dir, name.
-func readServicesConf(root string) ([][2]string, error) {
-	f, err := os.Open(filepath.Join(root, "scripts", "services.conf"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out [][2]string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		out = append(out, [2]string{fields[0], fields[1]})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("scripts/services.conf lists no service")
-	}
-	return out, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // startPlatform builds and starts the platform and waits until every /health
-// answers 200. stop (also on error) ends the processes with SIGTERM and drops
-// the databases and the vhost.
+// answers 200. stop ends the processes with SIGTERM and drops the databases
+// and the vhost.
 func startPlatform(ctx context.Context, cfg config) (*platform, error) {
-	p := &platform{}
+	lines, err := sagplatform.ReadServices(cfg.root)
+	if err != nil {
+		return nil, err
+	}
+	env := map[string][]string{}
+	for i, l := range lines {
+		env[l.Dir] = append([]string(nil), cfg.serviceEnv...)
+		if cfg.pprofBase > 0 {
+			// PPROF_ADDR is read by services that offer profiling; the others ignore it.
+			env[l.Dir] = append(env[l.Dir], fmt.Sprintf("PPROF_ADDR=127.0.0.1:%d", cfg.pprofBase+i))
+		}
+	}
+	dir, err := os.MkdirTemp("", "sagittarius-bench-")
+	if err != nil {
+		return nil, err
+	}
+	p := &platform{dir: dir, keepLogs: cfg.keepLogs}
+	p.p, err = sagplatform.Start(ctx, sagplatform.Config{Root: cfg.root, Dir: dir, Env: env,
+		Servers: &sagplatform.Servers{AMQPURL: cfg.amqpURL, RabbitAPI: cfg.apiURL, MySQLDSN: cfg.mysqlDSN}})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			p.stop()
 		}
 	}()
-	conf, err := readServicesConf(cfg.root)
-	if err != nil {
-		return nil, fmt.Errorf("services.conf: %w", err)
+	if cfg.keepLogs {
+		fmt.Fprintf(cfg.out, "  service logs: %s (kept)\n", p.p.LogDir())
 	}
-	bin, err := os.MkdirTemp("", "sagittarius-bench-")
-	if err != nil {
+	p.vhostURL = p.p.AdminAMQPURL()
+	if p.admin, err = sqlx.Open("mysql", cfg.mysqlDSN); err != nil {
 		return nil, err
 	}
-	p.cleanup = append(p.cleanup, func() { os.RemoveAll(bin) })
-	args := []string{"build", "-o", bin + string(os.PathSeparator)}
-	for _, c := range conf {
-		args = append(args, "./services/"+c[0])
-	}
-	build := exec.CommandContext(ctx, "go", args...)
-	build.Dir = cfg.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-
-	vhostURL, dropVhost, err := newVhost(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("vhost: %w", err)
-	}
-	p.cleanup = append(p.cleanup, dropVhost)
-	p.vhostURL = vhostURL
-	if u, err := url.Parse(vhostURL); err == nil {
-		p.vhost = strings.TrimPrefix(u.Path, "/")
-	}
-	if err := declareExchange(vhostURL); err != nil {
-		return nil, err
-	}
-	p.admin, err = sqlx.Open("mysql", cfg.mysqlDSN)
-	if err != nil {
-		return nil, err
-	}
-	p.cleanup = append(p.cleanup, func() { p.admin.Close() })
-	dsn, err := mysql.ParseDSN(cfg.mysqlDSN)
-	if err != nil {
-		return nil, err
-	}
-	prefix := "bench_" + randomSuffix() + "_"
-	serviceDSN := *dsn
-	for _, c := range conf {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &platformService{dir: c[0], name: c[1], url: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	for _, svc := range p.p.All() {
+		s := &platformService{dir: svc.Dir, name: svc.Name, url: svc.Primary().URL(), svc: svc}
 		p.services = append(p.services, s)
 		if s.name == "-" {
 			p.gateway = s
 			continue
 		}
-		s.dbName = prefix + strings.ReplaceAll(s.dir, "-", "_")
-		if _, err := p.admin.ExecContext(ctx, "CREATE DATABASE `"+s.dbName+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
-			return nil, fmt.Errorf("create database: %w", err)
+		d, err := mysql.ParseDSN(p.p.DB.RootDSN(svc.Database))
+		if err != nil {
+			return nil, err
 		}
-		name := s.dbName
-		p.cleanup = append(p.cleanup, func() {
-			c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, _ = p.admin.ExecContext(c, "DROP DATABASE IF EXISTS `"+name+"`")
-		})
-		d := *dsn
-		d.DBName = s.dbName
 		d.InterpolateParams = true // the watcher's queries: one round trip each, no prepared statements
 		if s.db, err = sqlx.Open("mysql", d.FormatDSN()); err != nil {
 			return nil, err
 		}
 		s.db.SetMaxOpenConns(4)
-		db := s.db
-		p.cleanup = append(p.cleanup, func() { db.Close() })
-	}
-	if p.gateway == nil {
-		return nil, errors.New("services.conf lists no gateway (a service named -)")
-	}
-
-	logDir, err := os.MkdirTemp("", "sagittarius-bench-logs-")
-	if err != nil {
-		return nil, err
-	}
-	if cfg.keepLogs {
-		fmt.Fprintf(cfg.out, "  service logs: %s (kept)\n", logDir)
-	} else {
-		p.cleanup = append(p.cleanup, func() { os.RemoveAll(logDir) })
-	}
-	var upstreams []string
-	for _, s := range p.withQueue() {
-		d := serviceDSN
-		d.DBName = s.dbName
-		env := []string{"HTTP_ADDR=" + strings.TrimPrefix(s.url, "http://"), "PUBLIC_BASE_URL=" + p.gateway.url,
-			"AMQP_URL=" + vhostURL, "MYSQL_DSN=" + d.FormatDSN(), "QUEUE_TYPE=classic"}
-		if err := p.start(cfg, s, bin, logDir, env); err != nil {
-			return nil, err
-		}
-		upstreams = append(upstreams, "UPSTREAM_"+strings.ToUpper(s.dir)+"="+s.url)
-	}
-	env := append([]string{"HTTP_ADDR=" + strings.TrimPrefix(p.gateway.url, "http://"), "PUBLIC_BASE_URL=" + p.gateway.url}, upstreams...)
-	if err := p.start(cfg, p.gateway, bin, logDir, env); err != nil {
-		return nil, err
-	}
-
-	deadline := time.Now().Add(90 * time.Second)
-	for _, s := range p.services {
-		for {
-			res, err := http.Get(s.url + "/health")
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					break
-				}
-			}
-			if s.exited() {
-				return nil, fmt.Errorf("%s exited during start:\n%s", s.dir, tailFile(s.log, 30))
-			}
-			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("%s not healthy after 90 s:\n%s", s.dir, tailFile(s.log, 30))
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
 	}
 	ok = true
 	return p, nil
 }
 
-func (p *platform) start(cfg config, s *platformService, bin, logDir string, env []string) error {
-	s.log = filepath.Join(logDir, s.dir+".log")
-	f, err := os.Create(s.log)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(filepath.Join(bin, s.dir))
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	cmd.Env = append(cmd.Env, cfg.serviceEnv...)
-	if cfg.pprofBase > 0 {
-		// PPROF_ADDR is read by services that offer profiling; the others ignore it.
-		cmd.Env = append(cmd.Env, fmt.Sprintf("PPROF_ADDR=127.0.0.1:%d", cfg.pprofBase+p.index(s)))
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("start %s: %w", s.dir, err)
-	}
-	s.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(s.done)
-	}()
-	return nil
-}
-
-func (p *platform) index(s *platformService) int {
-	for i, x := range p.services {
-		if x == s {
-			return i
-		}
-	}
-	return 0
-}
-
-func (s *platformService) exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // stop ends the processes (SIGTERM, SIGKILL after 20 s) and removes what
-// startPlatform created, in reverse order. It returns the services that
-// had exited before being asked to.
+// startPlatform created. It returns the services that had exited before
+// being asked to, and those that did not stop cleanly.
 func (p *platform) stop() []string {
 	var crashed []string
-	for _, s := range p.services {
-		if s.cmd == nil {
-			continue
-		}
-		if s.exited() {
-			crashed = append(crashed, s.dir+":\n"+tailFile(s.log, 20))
-			continue
-		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	for _, in := range p.p.Crashed() {
+		crashed = append(crashed, in.String()+":\n"+in.Tail(20))
 	}
 	for _, s := range p.services {
-		if s.cmd == nil {
-			continue
-		}
-		select {
-		case <-s.done:
-		case <-time.After(20 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
+		if s.db != nil {
+			s.db.Close()
 		}
 	}
-	for i := len(p.cleanup) - 1; i >= 0; i-- {
-		p.cleanup[i]()
+	if p.admin != nil {
+		p.admin.Close()
 	}
-	p.cleanup = nil
+	if err := p.p.Close(); err != nil {
+		crashed = append(crashed, err.Error())
+	}
+	if p.keepLogs {
+		os.RemoveAll(filepath.Join(p.dir, "bin"))
+	} else {
+		os.RemoveAll(p.dir)
+	}
 	return crashed
-}
-
-func tailFile(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func declareExchange(vhostURL string) error {
-	conn, err := amqp.Dial(vhostURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return err
-	}
-	return ch.ExchangeDeclare(eventbus.Exchange, amqp.ExchangeFanout, true, false, false, false, nil)
 }
 
 // rssKB returns a process's resident set size (VmRSS of /proc/<pid>/status).
@@ -380,7 +189,7 @@ func (m *memory) snapshotRest(p *platform) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range p.services {
-		if kb, err := rssKB(s.cmd.Process.Pid); err == nil {
+		if kb, err := rssKB(s.pid()); err == nil {
 			m.rest[s.dir] = kb
 		}
 	}
@@ -398,7 +207,7 @@ func (m *memory) sampleWhile(p *platform) (stop func()) {
 		for {
 			m.mu.Lock()
 			for _, s := range p.services {
-				if kb, err := rssKB(s.cmd.Process.Pid); err == nil && kb > m.peak[s.dir] {
+				if kb, err := rssKB(s.pid()); err == nil && kb > m.peak[s.dir] {
 					m.peak[s.dir] = kb
 				}
 			}
@@ -515,7 +324,7 @@ type cpuMeter struct {
 func newCPUMeter(cfg config, p *platform) *cpuMeter {
 	m := &cpuMeter{}
 	for _, s := range p.services {
-		m.names, m.pids = append(m.names, s.dir), append(m.pids, s.cmd.Process.Pid)
+		m.names, m.pids = append(m.names, s.dir), append(m.pids, s.pid())
 	}
 	if d, err := mysql.ParseDSN(cfg.mysqlDSN); err == nil {
 		if _, port, err := net.SplitHostPort(d.Addr); err == nil {

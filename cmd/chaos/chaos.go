@@ -29,7 +29,8 @@ type chaos struct {
 	ownDir bool
 	start  time.Time
 
-	consumers map[string][]string // event type -> services that handle it (loadConsumers)
+	consumers   map[string][]string // event type -> services that handle it (loadConsumers)
+	collections map[string]string   // service dir -> a paginated collection (loadCollections)
 
 	mu       sync.Mutex
 	poison   []deadLetter    // injected poison messages
@@ -44,6 +45,19 @@ func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 		return nil, err
 	}
 	c.consumers = consumers
+	lines, err := platform.ReadServices(o.root)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, l := range lines {
+		if l.HasQueue() {
+			dirs = append(dirs, l.Dir)
+		}
+	}
+	if c.collections, err = loadCollections(o.root, dirs); err != nil {
+		return nil, err
+	}
 	c.dir = o.dataDir
 	if c.dir == "" {
 		d, err := os.MkdirTemp("", "sagittarius-chaos-")
@@ -260,7 +274,7 @@ func (c *chaos) checkNow(ctx context.Context) (report, error) {
 			}
 		}
 	}
-	qs, err := c.p.Broker.Queues(ctx, platform.Vhost)
+	qs, err := c.p.Broker.Queues(ctx, c.p.Vhost)
 	if err != nil {
 		return r, err
 	}
@@ -324,7 +338,7 @@ func (c *chaos) quiesce(ctx context.Context, within time.Duration) (time.Duratio
 
 // activity describes the platform's queues and outboxes/inboxes.
 func (c *chaos) activity(ctx context.Context) (state string, busy bool, err error) {
-	qs, err := c.p.Broker.Queues(ctx, platform.Vhost)
+	qs, err := c.p.Broker.Queues(ctx, c.p.Vhost)
 	if err != nil {
 		return "", true, err
 	}

@@ -37,7 +37,7 @@ type reservationView struct {
 	Lines                   map[string]int64
 }
 
-type stockView struct{ Available, Reserved int64 }
+type stockView struct{ Available, Reserved, Shipped, Replenished int64 }
 
 type paymentView struct{ ID, OrderID, Status string }
 
@@ -235,6 +235,7 @@ func checkOrder(x orderExpect, s snapshot, n map[string]int, payments []paymentV
 		placed, confirmed, cancelled = "sales.orders.order_placed", "sales.orders.order_confirmed", "sales.orders.order_cancelled"
 		shipped, delivered           = "sales.orders.order_shipped", "sales.orders.order_delivered"
 		reserved, rejected, released = "logistics.inventory.stock_reserved", "logistics.inventory.stock_reservation_rejected", "logistics.inventory.stock_released"
+		stockShipped                 = "logistics.inventory.stock_shipped"
 		captured, declined, refunded = "finance.payments.payment_captured", "finance.payments.payment_declined", "finance.payments.payment_refunded"
 		scheduled, shCancelled       = "logistics.shipments.shipment_scheduled", "logistics.shipments.shipment_cancelled"
 		dispatched, shDelivered      = "logistics.shipments.shipment_dispatched", "logistics.shipments.shipment_delivered"
@@ -262,8 +263,10 @@ func checkOrder(x orderExpect, s snapshot, n map[string]int, payments []paymentV
 		add(kindDuplicate, "%s: both stock_reserved and stock_reservation_rejected", name)
 	case !has(reserved) && !has(rejected):
 		add(kindLost, "%s: inventory never answered order_placed", name)
-	case confirmedish(o.Status) && (res.Status != "held" || !has(reserved) || has(released)):
+	case o.Status == "confirmed" && (res.Status != "held" || !has(reserved) || has(released) || has(stockShipped)):
 		add(kindInvariant, "%s: reservation %s, events %v", name, at(res.Status, res.Reason), n)
+	case (o.Status == "shipped" || o.Status == "delivered") && (res.Status != "shipped" || !has(reserved) || !has(stockShipped) || has(released)):
+		add(kindInvariant, "%s: %s, but its reservation is %s and stock_shipped %d times", name, o.Status, at(res.Status, res.Reason), n[stockShipped])
 	case o.Status == "cancelled" && has(reserved) && (res.Status != "released" || !has(released)):
 		add(kindInvariant, "%s: stock was reserved, but the reservation is %s and stock_released %d times", name, res.Status, n[released])
 	case o.Status == "cancelled" && has(rejected) && res.Status != "rejected":
@@ -359,8 +362,11 @@ func checkOrder(x orderExpect, s snapshot, n map[string]int, payments []paymentV
 }
 
 // checkStock checks every product's stock against its replenishments and the
-// orders holding it: available = replenished − reserved for confirmed orders,
-// reserved = what held reservations hold, neither negative.
+// orders holding it: reserved = what held reservations hold = the lines of
+// confirmed orders; shipped = what shipped reservations shipped = the lines of
+// shipped and delivered orders; available = replenished − reserved − shipped;
+// available + reserved + shipped = the replenished total inventory shows;
+// none negative.
 func checkStock(s snapshot, e expectation, counts map[string]map[string]int, add func(kind, format string, args ...any)) {
 	for _, p := range e.Products {
 		st, ok := s.Stock[p]
@@ -378,25 +384,37 @@ func checkStock(s snapshot, e expectation, counts map[string]map[string]int, add
 		if ev := counts[p]["logistics.inventory.stock_replenished"]; ev != s.Refills[p] {
 			add(kindInvariant, "product %s: %d replenishments but %d stock_replenished events", p, s.Refills[p], ev)
 		}
-		var held, confirmed int64
+		var held, confirmed, shippedRes, shippedOrders int64
 		for _, r := range s.Reservations {
-			if r.Status == "held" {
+			switch r.Status {
+			case "held":
 				held += r.Lines[p]
+			case "shipped":
+				shippedRes += r.Lines[p]
 			}
 		}
 		for _, o := range s.Orders {
-			if confirmedish(o.Status) {
+			switch o.Status {
+			case "confirmed":
 				confirmed += o.Lines[p]
+			case "shipped", "delivered":
+				shippedOrders += o.Lines[p]
 			}
 		}
-		if st.Available < 0 || st.Reserved < 0 {
-			add(kindInvariant, "product %s: negative stock (available %d, reserved %d)", p, st.Available, st.Reserved)
+		if st.Available < 0 || st.Reserved < 0 || st.Shipped < 0 {
+			add(kindInvariant, "product %s: negative stock (available %d, reserved %d, shipped %d)", p, st.Available, st.Reserved, st.Shipped)
 		}
 		if st.Reserved != held || held != confirmed {
 			add(kindInvariant, "product %s: reserved %d, held by reservations %d, in confirmed orders %d", p, st.Reserved, held, confirmed)
 		}
-		if st.Available != repl-confirmed {
-			add(kindInvariant, "product %s: available %d, want replenished %d − reserved for confirmed orders %d = %d", p, st.Available, repl, confirmed, repl-confirmed)
+		if st.Shipped != shippedRes || shippedRes != shippedOrders {
+			add(kindInvariant, "product %s: shipped %d, by shipped reservations %d, in shipped and delivered orders %d", p, st.Shipped, shippedRes, shippedOrders)
+		}
+		if st.Available != repl-confirmed-shippedOrders {
+			add(kindInvariant, "product %s: available %d, want replenished %d − reserved for confirmed orders %d − shipped %d = %d", p, st.Available, repl, confirmed, shippedOrders, repl-confirmed-shippedOrders)
+		}
+		if st.Available+st.Reserved+st.Shipped != st.Replenished || st.Replenished != repl {
+			add(kindInvariant, "product %s: available %d + reserved %d + shipped %d != replenished %d (stock item), %d (replenishments)", p, st.Available, st.Reserved, st.Shipped, st.Replenished, repl)
 		}
 	}
 }

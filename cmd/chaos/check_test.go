@@ -79,6 +79,7 @@ func world(t *testing.T) (snapshot, expectation) {
 		reserved  = step{"logistics.inventory", "logistics.inventory.stock_reserved"}
 		rejected  = step{"logistics.inventory", "logistics.inventory.stock_reservation_rejected"}
 		released  = step{"logistics.inventory", "logistics.inventory.stock_released"}
+		stShipped = step{"logistics.inventory", "logistics.inventory.stock_shipped"}
 		captured  = step{"finance.payments", "finance.payments.payment_captured"}
 		declined  = step{"finance.payments", "finance.payments.payment_declined"}
 		refunded  = step{"finance.payments", "finance.payments.payment_refunded"}
@@ -127,12 +128,12 @@ func world(t *testing.T) (snapshot, expectation) {
 		placed, reserved, captured, confirmed, scheduled, cancelled, released, refunded, shCancel)
 	add(orderExpect{N: 5, Plan: planDeliver, ID: "o5", Dispatch: accepted, Deliver: accepted},
 		orderView{Status: "delivered", PaymentID: "pay5", ShipmentID: "sh5", Lines: map[string]int64{"pA": 4}},
-		reservationView{Status: "held", Lines: map[string]int64{"pA": 4}},
+		reservationView{Status: "shipped", Lines: map[string]int64{"pA": 4}},
 		&paymentView{ID: "pay5", Status: "captured"}, &shipmentView{ID: "sh5", Status: "delivered"},
-		placed, reserved, captured, confirmed, scheduled, shOut, shipped, shIn, delivered)
+		placed, reserved, captured, confirmed, scheduled, shOut, stShipped, shipped, shIn, delivered)
 
-	// Confirmed orders hold 2 + 4 units of pA.
-	s.Stock["pA"] = stockView{Available: 94, Reserved: 6}
+	// The confirmed order holds 2 units of pA; 4 left with the delivered order.
+	s.Stock["pA"] = stockView{Available: 94, Reserved: 2, Shipped: 4, Replenished: 100}
 	s.Stock["pSold"] = stockView{}
 	return s, e
 }
@@ -201,8 +202,16 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 			}
 		}, kindInvariant, "captured payment pay4 of a cancelled order"},
 		{"stock off by one", func(s *snapshot, e *expectation) {
-			s.Stock["pA"] = stockView{Available: 95, Reserved: 6}
+			s.Stock["pA"] = stockView{Available: 95, Reserved: 2, Shipped: 4, Replenished: 100}
 		}, kindInvariant, "available 95, want replenished 100"},
+		{"shipped stock not counted down", func(s *snapshot, e *expectation) {
+			s.Stock["pA"] = stockView{Available: 94, Reserved: 6, Replenished: 100}
+		}, kindInvariant, "product pA: reserved 6, held by reservations 2, in confirmed orders 2"},
+		{"reservation of a delivered order still held", func(s *snapshot, e *expectation) {
+			r := s.Reservations["o5"]
+			r.Status = "held"
+			s.Reservations["o5"] = r
+		}, kindInvariant, "delivered, but its reservation is held"},
 		{"negative stock", func(s *snapshot, e *expectation) {
 			s.Stock["pSold"] = stockView{Available: -1}
 		}, kindInvariant, "negative stock"},
@@ -210,8 +219,8 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 			r := s.Reservations["o2"]
 			r.Status = "held"
 			s.Reservations["o2"] = r
-			s.Stock["pA"] = stockView{Available: 93, Reserved: 7}
-		}, kindInvariant, "product pA: reserved 7, held by reservations 7, in confirmed orders 6"},
+			s.Stock["pA"] = stockView{Available: 93, Reserved: 3, Shipped: 4, Replenished: 100}
+		}, kindInvariant, "product pA: reserved 3, held by reservations 3, in confirmed orders 2"},
 		{"replenishment lost", func(s *snapshot, e *expectation) {
 			e.Replenished["pA"] = 110
 		}, kindLost, "110 units replenished with 201, inventory counts 100"},

@@ -99,11 +99,10 @@ func serviceKill(ctx context.Context, c *chaos) (string, []violation, error) {
 	if c.o.short {
 		rounds = 1
 	}
-	order := []string{"orders", "inventory", "payments", "shipping", "customers", "catalog", "gateway"}
 	var notes []string
 	for round := range rounds {
-		for _, dir := range order {
-			svc := c.p.Service(dir)
+		for _, svc := range append(c.p.Services(), c.p.Service("gateway")) { // scripts/services.conf's order, the gateway last
+			dir := svc.Dir
 			c.burst(ctx, dir)
 			c.awaitBusy(ctx, svc)
 			in := svc.Primary()
@@ -189,7 +188,10 @@ func (c *chaos) unsent(ctx context.Context, dir string) (int, error) {
 // competing consumers, two relays on one outbox), kills the primary with
 // SIGKILL mid-load and restarts it, then kills the extra one.
 func twoInstances(ctx context.Context, c *chaos) (string, []violation, error) {
-	dirs := []string{"orders", "inventory", "payments", "shipping", "customers", "catalog"}
+	var dirs []string
+	for _, svc := range c.p.Services() {
+		dirs = append(dirs, svc.Dir)
+	}
 	if c.o.short {
 		dirs = []string{"inventory", "payments"}
 	}
@@ -215,13 +217,6 @@ func twoInstances(ctx context.Context, c *chaos) (string, []violation, error) {
 		}
 	}
 	return fmt.Sprintf("2 instances of %s at once, the primary SIGKILLed mid-load and restarted, then the other", strings.Join(dirs, ", ")), nil, nil
-}
-
-// collections are a list resource of each service, probed while the
-// database is down.
-var collections = map[string]string{
-	"customers": "/v1/customers", "catalog": "/v1/products", "orders": "/v1/orders",
-	"inventory": "/v1/stock-items", "payments": "/v1/payments", "shipping": "/v1/shipments",
 }
 
 // databaseRestart kills MariaDB with SIGKILL mid-load, checks that every API
@@ -273,9 +268,9 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 		var wg sync.WaitGroup
 		for _, svc := range c.p.Services() {
 			base := svc.Primary().URL()
-			wg.Go(func() { check(http.MethodGet, base+collections[svc.Dir]+"?size=1", nil) })
+			wg.Go(func() { check(http.MethodGet, base+c.collections[svc.Dir]+"?size=1", nil) })
 			wg.Go(func() { check(http.MethodGet, base+"/health", nil) })
-			wg.Go(func() { check(http.MethodGet, c.p.Gateway+"/"+svc.Dir+collections[svc.Dir]+"?size=1", nil) })
+			wg.Go(func() { check(http.MethodGet, c.p.Gateway+"/"+svc.Dir+c.collections[svc.Dir]+"?size=1", nil) })
 		}
 		wg.Go(func() { check(http.MethodPost, c.p.Gateway+"/orders/v1/orders", order) })
 		wg.Go(func() { check(http.MethodGet, c.p.Gateway+"/health", nil) })
@@ -298,7 +293,10 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 // brokerLink cuts, then black-holes, the link between services and the
 // broker (their proxies), and restores it.
 func brokerLink(ctx context.Context, c *chaos) (string, []violation, error) {
-	cuts := []string{"orders", "inventory", "payments", "shipping", "customers", "catalog"}
+	var cuts []string
+	for _, svc := range c.p.Services() {
+		cuts = append(cuts, svc.Dir)
+	}
 	holes := []string{"orders", "inventory"}
 	if c.o.short {
 		cuts, holes = []string{"orders"}, []string{"payments"}
@@ -383,7 +381,7 @@ func handlerFault(ctx context.Context, c *chaos) (string, []violation, error) {
 	t := time.Now()
 	var reason string
 	for reason == "" && time.Since(t) < 90*time.Second {
-		dls, err := c.p.Broker.Peek(ctx, platform.Vhost, "finance.payments.dead-letter", 1000)
+		dls, err := c.p.Broker.Peek(ctx, c.p.Vhost, "finance.payments.dead-letter", 1000)
 		if err == nil {
 			for _, d := range dls {
 				if r, _ := d.Properties.Headers["x-dead-letter-reason"].(string); strings.Contains(d.Payload, faultID) {

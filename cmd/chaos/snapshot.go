@@ -44,7 +44,7 @@ func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, er
 		return s, err
 	}
 	err = eachItem(ctx, c, gw+"/inventory/v1/stock-items?size=100", func(st stockevents.Stock) {
-		s.Stock[st.ProductID] = stockView{Available: st.Available, Reserved: st.Reserved}
+		s.Stock[st.ProductID] = stockView{Available: st.Available, Reserved: st.Reserved, Shipped: st.Shipped, Replenished: st.Replenished}
 	})
 	if err != nil {
 		return s, err
@@ -109,7 +109,7 @@ func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, er
 
 // deadLetters peeks at every message in a service's dead-letter queue.
 func deadLetters(ctx context.Context, p *platform.Platform, service string) ([]deadLetter, error) {
-	msgs, err := p.Broker.Peek(ctx, platform.Vhost, service+".dead-letter", 10000)
+	msgs, err := p.Broker.Peek(ctx, p.Vhost, service+".dead-letter", 10000)
 	if err != nil {
 		return nil, err
 	}

@@ -15,19 +15,9 @@ import (
 // manifests returns the fixture platform's manifests (the layout of contracts/).
 func manifests(t *testing.T) fstest.MapFS {
 	t.Helper()
-	fsys := fstest.MapFS{}
-	for _, s := range []contracts.Service{fixture.NewAPI(hal.MustBase("http://gw")).Service(), fixture.Gadgets()} {
-		m, err := contracts.Generate(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for kind, doc := range map[string][]byte{"openapi": m.OpenAPI, "asyncapi": m.AsyncAPI} {
-			y, err := contracts.ToYAML(doc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fsys[kind+"/"+s.Dir+".yaml"] = &fstest.MapFile{Data: y}
-		}
+	fsys, err := fixture.Manifests()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return fsys
 }

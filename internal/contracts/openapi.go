@@ -31,6 +31,7 @@ var knownHeaders = map[string]string{
 var problemDescriptions = map[int]string{
 	http.StatusBadRequest:            "the request cannot be read: malformed JSON, an empty body, or an invalid query parameter (errors names it)",
 	http.StatusNotFound:              "no resource with this id",
+	http.StatusNotAcceptable:         "the Accept header admits no JSON: this API serves application/hal+json, application/json and application/problem+json",
 	http.StatusConflict:              "the resource's current state forbids the change",
 	http.StatusPreconditionFailed:    "If-Match does not match the resource's current ETag: read it again",
 	http.StatusRequestEntityTooLarge: "the request body is larger than the limit",
@@ -188,10 +189,16 @@ func addOperation(r *openapi3.Reflector, rt Route, tag string, database bool) er
 }
 
 // errorStatuses returns the problem statuses of rt: its own, those of body
-// decoding when it takes a body, 500, and 503 when its service has a
-// database, sorted and without duplicates.
+// decoding when it takes a body, 500, and when its service has a database
+// (a domain service, routed by httpkit.Router) 503, 406 (an Accept without
+// JSON) and 400 (a query string with invalid UTF-8 or NUL), sorted and
+// without duplicates.
 func errorStatuses(rt Route, database bool) []int {
-	set := map[int]bool{http.StatusInternalServerError: true, http.StatusServiceUnavailable: database}
+	set := map[int]bool{http.StatusInternalServerError: true, http.StatusServiceUnavailable: database,
+		http.StatusNotAcceptable: database}
+	if database {
+		set[http.StatusBadRequest] = true
+	}
 	for _, s := range rt.Errors {
 		set[s] = true
 	}

@@ -1,6 +1,7 @@
 package httpkit
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,9 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
@@ -17,10 +20,13 @@ import (
 // pointer), strictly. It returns nil or a *problem.Problem:
 //   - 415 when Content-Type is not application/json or application/*+json
 //     (a charset parameter, if any, must be utf-8);
-//   - 413 when the body exceeds the limit (LimitBody, or DefaultMaxBodyBytes);
-//   - 400 when the body is empty, not JSON, or holds more than one value;
-//   - 422 naming the field (JSON pointer) for an unknown field or a value of
-//     the wrong JSON type.
+//   - 413 when the body exceeds the limit (LimitBody, or DefaultMaxBodyBytes),
+//     with or without Content-Length;
+//   - 400 when the body is empty, not valid UTF-8, not JSON, or holds more
+//     than one value;
+//   - 422 naming the field (JSON pointer) for an unknown field, a value of
+//     the wrong JSON type, a key that appears twice in one object (never "the
+//     last one wins"), or a string holding a NUL character.
 //
 // Semantic validation is the caller's (problem.Fields). DecodeJSON never
 // panics on any input; it panics only if dst is not a non-nil pointer, a
@@ -57,7 +63,17 @@ func CheckJSONContentType(ct string) error {
 }
 
 func decodeJSON(body io.Reader, dst any) error {
-	dec := json.NewDecoder(body)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return decodeProblem(err)
+	}
+	if !utf8.Valid(raw) {
+		return problem.BadRequest("request body is not valid UTF-8")
+	}
+	if err := checkStrict(raw); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err)
@@ -131,4 +147,87 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	}
 	return "a valid value"
+}
+
+// checkStrict walks the JSON tokens of raw once and refuses what encoding/json
+// would silently accept: a key that appears twice in one object (422 naming
+// it) and a NUL character in a key or a string value (422). Syntax errors are
+// left to the decoder that follows, which reports them with their offset.
+func checkStrict(raw []byte) error {
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    string // the current key of an object, the index of an array
+		index  int
+		expect bool // object: the next token is a key
+	}
+	var stack []frame
+	pointer := func() string { // the JSON pointer of the current value
+		var b strings.Builder
+		for _, f := range stack {
+			b.WriteByte('/')
+			if f.object {
+				b.WriteString(escapePointer(f.key))
+			} else {
+				b.WriteString(strconv.Itoa(f.index))
+			}
+		}
+		return b.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF, or a syntax error the decoder reports
+		}
+		// A value ends: advance the enclosing container.
+		advance := func() {
+			if n := len(stack); n > 0 {
+				if stack[n-1].object {
+					stack[n-1].expect = true
+				} else {
+					stack[n-1].index++
+				}
+			}
+		}
+		top := len(stack) - 1
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				stack = append(stack, frame{object: true, keys: map[string]bool{}, expect: true})
+			case '[':
+				stack = append(stack, frame{})
+			case '}', ']':
+				stack = stack[:top]
+				advance()
+			}
+		case string:
+			if top >= 0 && stack[top].object && stack[top].expect {
+				dup := stack[top].keys[t]
+				stack[top].keys[t] = true
+				stack[top].key, stack[top].expect = t, false
+				if strings.IndexByte(t, 0) >= 0 {
+					stack[top].key = ""
+					return problem.Validation(problem.FieldError{Field: pointer(), Message: "has a key with a NUL character"})
+				}
+				if dup {
+					return problem.Validation(problem.FieldError{Field: pointer(), Message: "appears more than once"})
+				}
+				continue
+			}
+			if strings.IndexByte(t, 0) >= 0 {
+				return problem.Validation(problem.FieldError{Field: pointer(), Message: "must not contain NUL characters"})
+			}
+			advance()
+		default:
+			advance()
+		}
+	}
+}
+
+// escapePointer escapes a key for a JSON pointer (RFC 6901).
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }

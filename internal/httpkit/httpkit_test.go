@@ -76,6 +76,15 @@ func TestDecodeJSON(t *testing.T) {
 		{"nested unknown", "application/json", `{"lines":[{"sku":"x"}]}`, 422, "/sku"},
 		{"bad time", "application/json", `{"when":"yesterday"}`, 422, ""},
 		{"too large", "application/json", `{"email":"` + strings.Repeat("a", httpkit.DefaultMaxBodyBytes) + `"}`, 413, ""},
+		{"duplicate key", "application/json", `{"email":"x","email":"y"}`, 422, "/email"},
+		{"duplicate nested key", "application/json", `{"lines":[{"quantity":1},{"quantity":2,"quantity":3}]}`, 422, "/lines/1/quantity"},
+		{"same key in sibling objects", "application/json", `{"lines":[{"quantity":1},{"quantity":2}]}`, 0, ""},
+		{"duplicate key with a slash", "application/json", `{"lines":[{"a/b":1,"a/b":2}]}`, 422, "/lines/0/a~1b"},
+		{"NUL in a value", "application/json", `{"email":"a\u0000b"}`, 422, "/email"},
+		{"NUL in a nested value", "application/json", `{"lines":[{"product_id":"\u0000"}]}`, 422, "/lines/0/product_id"},
+		{"NUL in a key", "application/json", `{"e\u0000":"x"}`, 422, ""},
+		{"invalid UTF-8", "application/json", "{\"email\":\"\xff\"}", 400, ""},
+		{"escaped lone surrogate is valid JSON", "application/json", `{"email":"\ud800"}`, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,6 +136,46 @@ func newRouter() *httpkit.Router {
 	return rt
 }
 
+func TestRouterNegotiatesJSON(t *testing.T) {
+	srv := httptest.NewServer(httpkit.Stack(newRouter(), httpkit.Options{Logger: slog.New(slog.DiscardHandler)}))
+	defer srv.Close()
+	tests := []struct {
+		accept string
+		want   int
+	}{
+		{"", 200},
+		{"application/json", 200},
+		{"application/hal+json", 200},
+		{"application/problem+json", 200},
+		{"*/*", 200},
+		{"text/html, application/*;q=0.1", 200},
+		{"text/html", 406},
+		{"application/xml, text/plain", 406},
+		{"application/json;q=0", 406},
+		{"application/json;q=0.000, text/html", 406},
+		{"not a media type", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.accept, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/v1/customers/1", nil)
+			if tt.accept != "" {
+				req.Header.Set("Accept", tt.accept)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tt.want)
+			}
+			if tt.want == 406 && res.Header.Get("Content-Type") != problem.ContentType {
+				t.Fatalf("406 as %q", res.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
 func TestRouter(t *testing.T) {
 	srv := httptest.NewServer(httpkit.Stack(newRouter(), httpkit.Options{Logger: slog.New(slog.DiscardHandler)}))
 	defer srv.Close()
@@ -139,8 +188,17 @@ func TestRouter(t *testing.T) {
 		{"GET", "/v1/customers", 200, "", "ok "},
 		{"GET", "/v1/customers/42", 200, "", "ok 42"},
 		{"HEAD", "/v1/customers/42", 200, "", ""},
-		{"PUT", "/v1/customers", 405, "GET, HEAD, POST", ""},
-		{"PATCH", "/v1/customers/42", 405, "DELETE, GET, HEAD", ""},
+		{"PUT", "/v1/customers", 405, "GET, HEAD, OPTIONS, POST", ""},
+		{"PATCH", "/v1/customers/42", 405, "DELETE, GET, HEAD, OPTIONS", ""},
+		{"OPTIONS", "/v1/customers/42", 204, "DELETE, GET, HEAD, OPTIONS", ""},
+		{"GET", "/v1/customers/a%20b", 200, "", "ok a b"},
+		{"GET", "/v1/customers/..%2F..%2Fcustomers%2Fv1", 200, "", "ok ../../customers/v1"},
+		{"GET", "/v1/customers/../customers", 404, "", ""},
+		{"GET", "/v1//customers", 404, "", ""},
+		{"GET", "/v1/customers/%00", 404, "", ""},
+		{"GET", "/v1/customers/%ff", 404, "", ""},
+		{"GET", "/v1/customers?email=%ff", 400, "", ""},
+		{"GET", "/v1/customers?email=a%00b", 400, "", ""},
 		{"GET", "/v1/nothing", 404, "", ""},
 		{"GET", "/v1/customers/42/orders", 404, "", ""},
 		{"GET", "/", 404, "", ""},

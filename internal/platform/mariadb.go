@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,21 +25,65 @@ type MariaDB struct {
 	Port int
 	dir  string // data folder root: data/, mariadb.sock, mariadb.log
 
+	// admin is the administrator of a server that is not the platform's own
+	// (attachMariaDB); nil for the platform's own.
+	admin *mysql.Config
+	// userHost is the host part of the services' users: where they connect from.
+	userHost string
+
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
 func newMariaDB(dir string, port int) *MariaDB {
-	return &MariaDB{Port: port, dir: dir}
+	return &MariaDB{Port: port, dir: dir, userHost: "127.0.0.1"}
+}
+
+// attachMariaDB returns a MariaDB for a server that already runs, reached as
+// the administrator of dsn. It cannot be started, killed nor stopped.
+func attachMariaDB(dsn string) (*MariaDB, error) {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("platform: MySQL DSN: %w", err)
+	}
+	m := &MariaDB{admin: c, userHost: "%"}
+	if host, port, err := net.SplitHostPort(c.Addr); err == nil && c.Net == "tcp" {
+		m.Port, _ = strconv.Atoi(port)
+		if host == "127.0.0.1" {
+			m.userHost = host
+		}
+	}
+	return m, nil
+}
+
+// serviceDSN is the DSN of a service's user (named as its database) on its
+// database, as the service reaches the server.
+func (m *MariaDB) serviceDSN(database, password string) string {
+	c := mysql.NewConfig()
+	if m.admin != nil {
+		c = m.admin.Clone()
+	} else {
+		c.Net, c.Addr = "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port))
+	}
+	c.User, c.Passwd, c.DBName = database, password, database
+	c.ParseTime, c.Loc = true, time.UTC
+	return c.FormatDSN()
 }
 
 func (m *MariaDB) socket() string  { return filepath.Join(m.dir, "mariadb.sock") }
 func (m *MariaDB) LogPath() string { return filepath.Join(m.dir, "mariadb.log") }
 
 // RootDSN is the DSN of root over the socket (no password: the server is
-// private to this platform), for database, or none when database is "".
+// private to this platform), or of the administrator of a server that is not
+// the platform's own, for database, or none when database is "".
 func (m *MariaDB) RootDSN(database string) string {
+	if m.admin != nil {
+		c := m.admin.Clone()
+		c.DBName = database
+		c.ParseTime, c.Loc = true, time.UTC
+		return c.FormatDSN()
+	}
 	c := mysql.NewConfig()
 	c.User = "root"
 	c.Net = "unix"
@@ -52,6 +97,9 @@ func (m *MariaDB) RootDSN(database string) string {
 // Start creates the data folder on first use, starts the server unless it
 // runs, and returns once it answers.
 func (m *MariaDB) Start(ctx context.Context) error {
+	if m.admin != nil {
+		return errNotOwn
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.running() {

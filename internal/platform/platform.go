@@ -1,15 +1,21 @@
 // Package platform runs a private instance of the whole Sagittarius platform
-// on this machine, for tests that need all of it at once (scripts/chaos): its
-// own MariaDB server and RabbitMQ node on free ports with their data under one
-// folder, provisioned like production by scripts/infra-up (vhost sagittarius,
-// exchange sagittarius-a, one least-privilege RabbitMQ user and one MySQL user
-// and database per service), and every service of scripts/services.conf built
-// and run as a process that the caller may kill with SIGKILL, restart, or run
-// twice. Optionally every service reaches the broker through its own Proxy,
-// whose link can be cut or black-holed.
+// on this machine, for the programs and tests that need all of it at once:
+// every service of scripts/services.conf built from the working tree and run
+// as a process on a free port that the caller may kill with SIGKILL, restart,
+// or run twice, the gateway last, in front of them.
 //
-// Nothing is shared with the infrastructure of scripts/infra-up or with other
-// runs: several platforms can run side by side.
+// The servers are either its own (the default: scripts/chaos) or ones that
+// already run (Config.Servers: the end-to-end tests and cmd/bench, on the
+// servers of scripts/infra-up). Its own are a MariaDB server and a RabbitMQ
+// node on free ports with their data under one folder, provisioned like
+// production by scripts/infra-up: vhost sagittarius, exchange sagittarius-a,
+// one least-privilege RabbitMQ user and one MySQL user and database per
+// service. On servers that already run, the platform makes the same in a
+// fresh vhost with fresh users and databases of random names, and removes
+// them on Close. Optionally every service reaches the broker through its own
+// Proxy, whose link can be cut or black-holed.
+//
+// Nothing is shared with other runs: several platforms can run side by side.
 package platform
 
 import (
@@ -38,7 +44,8 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
-// Vhost and Exchange are the names production uses (scripts/infra-up).
+// Vhost and Exchange are the names production uses (scripts/infra-up). A
+// platform on its own servers uses the vhost Vhost; Platform.Vhost says which.
 const (
 	Vhost    = "sagittarius"
 	Exchange = "sagittarius-a"
@@ -48,9 +55,16 @@ const (
 type Config struct {
 	// Root is the repository (scripts/, services/). Required.
 	Root string
-	// Dir holds everything the platform writes: databases, broker data,
-	// binaries, logs. It must exist and be traversable by user rabbitmq.
+	// Dir holds everything the platform writes: binaries, logs and, with
+	// servers of its own, databases and broker data. It must exist and, with
+	// servers of its own, be traversable by user rabbitmq.
 	Dir string
+	// Servers, when set, are the RabbitMQ node and the MariaDB server to run
+	// on; nil starts servers of the platform's own under Dir.
+	Servers *Servers
+	// Bin, when set, holds the services' binaries already built (see Build);
+	// otherwise Start builds them into Dir/bin.
+	Bin string
 	// QueueType is the services' QUEUE_TYPE: classic (default) or quorum.
 	QueueType string
 	// Race builds the services with the race detector.
@@ -65,14 +79,31 @@ type Config struct {
 	Log io.Writer
 }
 
+// Servers are a RabbitMQ node and a MariaDB server that already run, such as
+// those of scripts/infra-up, given by the administrators' URLs that
+// scripts/test exports (testinfra.Env). The administrators must be allowed to
+// create vhosts, users and databases, and to grant privileges.
+type Servers struct {
+	AMQPURL   string // administrator's AMQP URL without vhost: amqp://user:pw@host:port/
+	RabbitAPI string // management API base URL with the administrator's credentials
+	MySQLDSN  string // administrator's DSN without database
+}
+
+// ServersFromTestEnv returns the servers of the test environment.
+func ServersFromTestEnv(e testinfra.Env) *Servers {
+	return &Servers{AMQPURL: e.AMQPURL, RabbitAPI: e.RabbitAPI, MySQLDSN: e.MySQLDSN}
+}
+
 // Platform is a running platform. Its methods are safe for concurrent use.
 type Platform struct {
 	cfg      Config
 	DB       *MariaDB
 	Broker   *RabbitNode
+	Vhost    string // the services' vhost
 	Gateway  string // http://127.0.0.1:<port>, also PUBLIC_BASE_URL
 	bin      string
 	logs     string
+	prefix   string // of the names of vhost, users and databases on servers that are not the platform's own
 	services []*Service
 	rootsMu  sync.Mutex
 	roots    map[string]*sqlx.DB
@@ -81,8 +112,9 @@ type Platform struct {
 // Service is one line of scripts/services.conf with the instances running it.
 type Service struct {
 	Dir  string // services/<dir>, gateway prefix, UPSTREAM_<DIR>
-	Name string // queue, app_id, RabbitMQ user; "-" for the gateway
-	// Database is the MySQL database and user ("" for the gateway).
+	Name string // queue, app_id; "-" for the gateway
+	// Database is the MySQL database ("" for the gateway); the name of the
+	// service's line on servers of the platform's own, prefixed otherwise.
 	Database string
 	// Port is the primary instance's port, the one the gateway forwards to.
 	Port int
@@ -91,6 +123,7 @@ type Service struct {
 	Proxy *Proxy
 
 	p        *Platform
+	user     string // RabbitMQ and MySQL user
 	password string
 	mu       sync.Mutex
 	env      []string
@@ -109,9 +142,10 @@ type Instance struct {
 	ended   atomic.Bool // Kill or Stop was called
 }
 
-// Start builds every service, starts MariaDB and a RabbitMQ node, provisions
-// them, starts every service (the gateway last) and returns once every
-// /health answers 200. On error, what was started is stopped.
+// Start builds every service (unless Config.Bin), starts or attaches to the
+// servers, provisions them, starts every service (the gateway last) and
+// returns once every /health answers 200. On error, what was started is
+// stopped and what was made is removed.
 func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.Root == "" || cfg.Dir == "" {
 		return nil, errors.New("platform: Config.Root and Config.Dir are required")
@@ -122,7 +156,10 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
-	p = &Platform{cfg: cfg, bin: filepath.Join(cfg.Dir, "bin"), logs: filepath.Join(cfg.Dir, "logs"), roots: map[string]*sqlx.DB{}}
+	p = &Platform{cfg: cfg, bin: cfg.Bin, logs: filepath.Join(cfg.Dir, "logs"), roots: map[string]*sqlx.DB{}, Vhost: Vhost}
+	if p.bin == "" {
+		p.bin = filepath.Join(cfg.Dir, "bin")
+	}
 	defer func() {
 		if err != nil {
 			_ = p.Close()
@@ -133,24 +170,40 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 			return nil, err
 		}
 	}
-	if p.services, err = readServices(filepath.Join(cfg.Root, "scripts", "services.conf")); err != nil {
-		return nil, err
-	}
-	ports, err := freePorts(5 + len(p.services))
+	lines, err := ReadServices(cfg.Root)
 	if err != nil {
 		return nil, err
 	}
-	p.DB = newMariaDB(filepath.Join(cfg.Dir, "mariadb"), ports[0])
-	p.Broker = newRabbitNode(cfg.Root, filepath.Join(cfg.Dir, "rabbitmq"), [3]int{ports[1], ports[2], ports[3]})
-	for i, s := range p.services {
-		s.p, s.Port, s.password = p, ports[5+i], randomHex(16)
-		s.env = append([]string(nil), cfg.Env[s.Dir]...)
-		if s.Name != "-" {
-			s.Database = strings.NewReplacer(".", "_", "-", "_").Replace(s.Name)
+	ports, err := freePorts(5 + len(lines))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Servers == nil {
+		p.DB = newMariaDB(filepath.Join(cfg.Dir, "mariadb"), ports[0])
+		p.Broker = newRabbitNode(cfg.Root, filepath.Join(cfg.Dir, "rabbitmq"), [3]int{ports[1], ports[2], ports[3]})
+	} else {
+		if p.DB, err = attachMariaDB(cfg.Servers.MySQLDSN); err != nil {
+			return nil, err
 		}
-		if s.Dir == "gateway" {
+		if p.Broker, err = attachRabbitNode(cfg.Servers.AMQPURL, cfg.Servers.RabbitAPI); err != nil {
+			return nil, err
+		}
+		p.prefix = "platform-" + randomHex(4)
+		p.Vhost = p.prefix
+	}
+	for i, l := range lines {
+		s := &Service{Dir: l.Dir, Name: l.Name, Database: l.Database(), p: p, Port: ports[5+i], password: randomHex(16)}
+		s.env = append([]string(nil), cfg.Env[s.Dir]...)
+		s.user = s.Name
+		if p.prefix != "" && l.HasQueue() {
+			// Unique on shared servers; the permissions still name the service.
+			s.user = p.prefix + "-" + s.Name
+			s.Database = "p" + strings.TrimPrefix(p.prefix, "platform-") + "_" + s.Database
+		}
+		if l.Dir == "gateway" {
 			p.Gateway = "http://127.0.0.1:" + strconv.Itoa(s.Port)
 		}
+		p.services = append(p.services, s)
 	}
 	if p.Gateway == "" {
 		return nil, errors.New("platform: scripts/services.conf has no gateway")
@@ -161,13 +214,17 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		len(p.services), p.DB.Port, p.Broker.Name, p.Broker.AMQPPort, p.Broker.APIPort, cfg.Dir)
 	errs := make([]error, 3)
 	var wg sync.WaitGroup
-	wg.Go(func() { errs[0] = p.build(ctx) })
-	wg.Go(func() { errs[1] = p.DB.Start(ctx) })
-	wg.Go(func() {
-		if errs[2] = p.Broker.Start(ctx); errs[2] == nil {
-			errs[2] = p.Broker.WaitAPI(ctx, 60*time.Second)
-		}
-	})
+	if cfg.Bin == "" {
+		wg.Go(func() { errs[0] = Build(ctx, cfg.Root, p.bin, cfg.Race, lines) })
+	}
+	if cfg.Servers == nil {
+		wg.Go(func() { errs[1] = p.DB.Start(ctx) })
+		wg.Go(func() {
+			if errs[2] = p.Broker.Start(ctx); errs[2] == nil {
+				errs[2] = p.Broker.WaitAPI(ctx, 60*time.Second)
+			}
+		})
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -179,21 +236,15 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		return nil, err
 	}
 	if cfg.Proxies {
-		for _, s := range p.services {
-			if s.Name == "-" {
-				continue
-			}
-			if s.Proxy, err = NewProxy("127.0.0.1:0", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Broker.AMQPPort))); err != nil {
+		for _, s := range p.Services() {
+			if s.Proxy, err = NewProxy("127.0.0.1:0", p.Broker.amqpHost()); err != nil {
 				return nil, err
 			}
 		}
 	}
 	// Services first (in parallel), the gateway last, as scripts/up does.
 	var starts []*Instance
-	for _, s := range p.services {
-		if s.Name == "-" {
-			continue
-		}
+	for _, s := range p.Services() {
 		in, err := s.start(s.Port)
 		if err != nil {
 			return nil, err
@@ -217,6 +268,24 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	return p, nil
 }
 
+// Build compiles the services of lines (services/<dir>) into the folder bin,
+// one binary per dir, with the race detector if race.
+func Build(ctx context.Context, root, bin string, race bool, lines []Line) error {
+	args := []string{"build", "-o", bin + string(os.PathSeparator)}
+	if race {
+		args = append(args, "-race")
+	}
+	for _, l := range lines {
+		args = append(args, "./services/"+l.Dir)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return nil
+}
+
 func (p *Platform) logf(format string, args ...any) {
 	fmt.Fprintf(p.cfg.Log, "    "+format+"\n", args...)
 }
@@ -233,6 +302,10 @@ func (p *Platform) Services() []*Service {
 	return out
 }
 
+// All returns every service, the gateway included, in the order of
+// scripts/services.conf.
+func (p *Platform) All() []*Service { return append([]*Service(nil), p.services...) }
+
 // Service returns the service of dir, or nil.
 func (p *Platform) Service(dir string) *Service {
 	for _, s := range p.services {
@@ -243,8 +316,9 @@ func (p *Platform) Service(dir string) *Service {
 	return nil
 }
 
-// ServiceDB returns a pool on the database of the service of dir, as root
-// (to read its outbox and inbox). It is opened once and closed by Close.
+// ServiceDB returns a pool on the database of the service of dir, as the
+// servers' administrator (to read its outbox and inbox). It is opened once
+// and closed by Close.
 func (p *Platform) ServiceDB(dir string) (*sqlx.DB, error) {
 	p.rootsMu.Lock()
 	defer p.rootsMu.Unlock()
@@ -264,14 +338,29 @@ func (p *Platform) ServiceDB(dir string) (*sqlx.DB, error) {
 }
 
 // AdminAMQPURL is the broker administrator's URL of the platform's vhost.
-func (p *Platform) AdminAMQPURL() string { return p.Broker.AdminURL(Vhost) }
+func (p *Platform) AdminAMQPURL() string { return p.Broker.AdminURL(p.Vhost) }
 
 // LogDir is where the processes' logs are.
 func (p *Platform) LogDir() string { return p.logs }
 
-// Close stops every instance (SIGTERM, SIGKILL after 20 s), the proxies, the
-// broker (its folder is deleted) and the database server. It reports
-// instances that did not stop cleanly.
+// Crashed returns the instances that exited without Kill or Stop being
+// called: they died on their own.
+func (p *Platform) Crashed() []*Instance {
+	var out []*Instance
+	for _, s := range p.services {
+		for _, in := range s.All() {
+			if in.Exited() && !in.Killed() {
+				out = append(out, in)
+			}
+		}
+	}
+	return out
+}
+
+// Close stops every instance (SIGTERM, SIGKILL after 20 s) and the proxies.
+// Servers of the platform's own are stopped (the broker's folder is deleted);
+// on servers that already ran, the vhost, users and databases it made are
+// removed. It reports instances that did not stop cleanly.
 func (p *Platform) Close() error {
 	var errs []error
 	var wg sync.WaitGroup
@@ -308,6 +397,9 @@ func (p *Platform) Close() error {
 	p.rootsMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	if p.cfg.Servers != nil {
+		return errors.Join(append(errs, p.unprovision(ctx))...)
+	}
 	if p.Broker != nil {
 		if err := p.Broker.Purge(ctx); err != nil {
 			errs = append(errs, err)
@@ -321,45 +413,24 @@ func (p *Platform) Close() error {
 	return errors.Join(errs...)
 }
 
-func (p *Platform) build(ctx context.Context) error {
-	args := []string{"build", "-o", p.bin + string(os.PathSeparator)}
-	if p.cfg.Race {
-		args = append(args, "-race")
-	}
-	for _, s := range p.services {
-		args = append(args, "./services/"+s.Dir)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = p.cfg.Root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return nil
-}
-
 func (p *Platform) provisionBroker(ctx context.Context) error {
 	b := p.Broker
-	vh := url.PathEscape(Vhost)
+	vh := url.PathEscape(p.Vhost)
 	all := testinfra.Permissions{Configure: ".*", Write: ".*", Read: ".*"}
-	steps := []struct {
+	type step struct {
 		method, path string
 		body         any
-	}{
-		{http.MethodPut, "/api/vhosts/" + vh, map[string]string{"description": "Sagittarius (chaos platform)"}},
+	}
+	steps := []step{
+		{http.MethodPut, "/api/vhosts/" + vh, map[string]string{"description": "Sagittarius (internal/platform)"}},
 		{http.MethodPut, "/api/permissions/" + vh + "/" + url.PathEscape(b.User), all},
 		{http.MethodPut, "/api/exchanges/" + vh + "/" + Exchange,
 			map[string]any{"type": "fanout", "durable": true, "auto_delete": false, "internal": false, "arguments": map[string]any{}}},
 	}
 	for _, s := range p.Services() {
 		steps = append(steps,
-			struct {
-				method, path string
-				body         any
-			}{http.MethodPut, "/api/users/" + url.PathEscape(s.Name), map[string]string{"password": s.password, "tags": ""}},
-			struct {
-				method, path string
-				body         any
-			}{http.MethodPut, "/api/permissions/" + vh + "/" + url.PathEscape(s.Name), testinfra.ServicePermissions(s.Name)},
+			step{http.MethodPut, "/api/users/" + url.PathEscape(s.user), map[string]string{"password": s.password, "tags": ""}},
+			step{http.MethodPut, "/api/permissions/" + vh + "/" + url.PathEscape(s.user), testinfra.ServicePermissions(s.Name)},
 		)
 	}
 	for _, st := range steps {
@@ -380,8 +451,8 @@ func (p *Platform) provisionDatabases(ctx context.Context) error {
 		escaped := strings.ReplaceAll(s.Database, "_", `\_`) // in GRANT, _ is a wildcard
 		for _, q := range []string{
 			"CREATE DATABASE IF NOT EXISTS `" + s.Database + "` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
-			"CREATE USER IF NOT EXISTS '" + s.Database + "'@'127.0.0.1' IDENTIFIED BY '" + s.password + "'",
-			"GRANT ALL PRIVILEGES ON `" + escaped + "`.* TO '" + s.Database + "'@'127.0.0.1'",
+			"CREATE USER IF NOT EXISTS '" + s.Database + "'@'" + p.DB.userHost + "' IDENTIFIED BY '" + s.password + "'",
+			"GRANT ALL PRIVILEGES ON `" + escaped + "`.* TO '" + s.Database + "'@'" + p.DB.userHost + "'",
 		} {
 			if _, err := db.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("provisioning %s: %w", s.Database, err)
@@ -391,24 +462,35 @@ func (p *Platform) provisionDatabases(ctx context.Context) error {
 	return nil
 }
 
-// readServices reads scripts/services.conf.
-func readServices(path string) ([]*Service, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Service
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 3 || strings.HasPrefix(f[0], "#") {
-			continue
+// unprovision removes, from servers the platform does not own, what
+// provisionBroker and provisionDatabases made (also after a partial start).
+func (p *Platform) unprovision(ctx context.Context) error {
+	var errs []error
+	if p.Broker != nil && p.prefix != "" {
+		vh := url.PathEscape(p.Vhost)
+		errs = append(errs, p.Broker.delete(ctx, "/api/vhosts/"+vh))
+		for _, s := range p.Services() {
+			errs = append(errs, p.Broker.delete(ctx, "/api/users/"+url.PathEscape(s.user)))
 		}
-		out = append(out, &Service{Dir: f[0], Name: f[1]})
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s lists no services", path)
+	if p.DB != nil && p.prefix != "" {
+		db, err := p.DB.openRoot("")
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		defer db.Close()
+		for _, s := range p.Services() {
+			for _, q := range []string{
+				"DROP DATABASE IF EXISTS `" + s.Database + "`",
+				"DROP USER IF EXISTS '" + s.Database + "'@'" + p.DB.userHost + "'",
+			} {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					errs = append(errs, fmt.Errorf("removing %s: %w", s.Database, err))
+				}
+			}
+		}
 	}
-	return out, nil
+	return errors.Join(errs...)
 }
 
 // Env returns the extra environment given to new instances.
@@ -501,13 +583,12 @@ func (s *Service) start(port int) (*Instance, error) {
 			env = append(env, "UPSTREAM_"+strings.ToUpper(strings.ReplaceAll(o.Dir, "-", "_"))+"=http://127.0.0.1:"+strconv.Itoa(o.Port))
 		}
 	} else {
-		amqpHost := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Broker.AMQPPort))
+		amqpHost := p.Broker.amqpHost()
 		if s.Proxy != nil {
 			amqpHost = s.Proxy.Addr()
 		}
-		amqpURL := (&url.URL{Scheme: "amqp", User: url.UserPassword(s.Name, s.password), Host: amqpHost, Path: "/" + Vhost}).String()
-		dsn := fmt.Sprintf("%s:%s@tcp(127.0.0.1:%d)/%s?parseTime=true&loc=UTC", s.Database, s.password, p.DB.Port, s.Database)
-		env = append(env, "AMQP_URL="+amqpURL, "MYSQL_DSN="+dsn, "QUEUE_TYPE="+p.cfg.QueueType)
+		amqpURL := (&url.URL{Scheme: "amqp", User: url.UserPassword(s.user, s.password), Host: amqpHost, Path: "/" + p.Vhost}).String()
+		env = append(env, "AMQP_URL="+amqpURL, "MYSQL_DSN="+p.DB.serviceDSN(s.Database, s.password), "QUEUE_TYPE="+p.cfg.QueueType)
 	}
 	env = append(env, s.Env()...)
 
@@ -660,3 +741,6 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Tail returns the last n lines of the instance's log.
+func (in *Instance) Tail(n int) string { return tailFile(in.Log, n) }

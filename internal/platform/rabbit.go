@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,10 +30,12 @@ type RabbitNode struct {
 	User     string // administrator (all permissions)
 	Password string
 
-	script string
-	args   []string
-	env    []string
-	mu     sync.Mutex
+	host     string        // of AMQP and the management API
+	amqpUser *url.Userinfo // administrator on AMQP when not User/Password
+	script   string        // "" for a node that is not the platform's own
+	args     []string
+	env      []string
+	mu       sync.Mutex
 }
 
 func newRabbitNode(root, dir string, ports [3]int) *RabbitNode {
@@ -42,6 +45,7 @@ func newRabbitNode(root, dir string, ports [3]int) *RabbitNode {
 		APIPort:  ports[2],
 		User:     "admin",
 		Password: randomHex(16),
+		host:     "127.0.0.1",
 		script:   filepath.Join(root, "scripts", "rabbit-node"),
 	}
 	n.args = []string{"--dir", dir, "--node", n.Name, "--port", strconv.Itoa(ports[0]),
@@ -49,6 +53,48 @@ func newRabbitNode(root, dir string, ports [3]int) *RabbitNode {
 		"--default-user", n.User, "--timeout", "150"}
 	n.env = append(os.Environ(), "RABBIT_NODE_DEFAULT_PASS="+n.Password)
 	return n
+}
+
+// errNotOwn is the error of starting or killing a server the platform did
+// not start.
+var errNotOwn = errors.New("platform: the server is not the platform's own (Config.Servers)")
+
+// attachRabbitNode returns a RabbitNode for a node that already runs, reached
+// as the administrator of amqpURL (no vhost) and apiURL (the management API
+// with credentials). It cannot be started, killed nor purged.
+func attachRabbitNode(amqpURL, apiURL string) (*RabbitNode, error) {
+	a, err := url.Parse(amqpURL)
+	if err != nil || a.User == nil {
+		return nil, fmt.Errorf("platform: AMQP URL of the administrator: %v", err)
+	}
+	m, err := url.Parse(apiURL)
+	if err != nil || m.User == nil {
+		return nil, fmt.Errorf("platform: management API URL with credentials: %v", err)
+	}
+	if a.Hostname() != m.Hostname() {
+		return nil, fmt.Errorf("platform: AMQP on %s but the management API on %s", a.Hostname(), m.Hostname())
+	}
+	n := &RabbitNode{Name: a.Host, host: a.Hostname(), User: m.User.Username(), amqpUser: a.User}
+	n.Password, _ = m.User.Password()
+	n.AMQPPort, n.APIPort = 5672, 15672
+	if p, err := strconv.Atoi(a.Port()); err == nil {
+		n.AMQPPort = p
+	}
+	if p, err := strconv.Atoi(m.Port()); err == nil {
+		n.APIPort = p
+	}
+	return n, nil
+}
+
+func (n *RabbitNode) amqpHost() string { return net.JoinHostPort(n.host, strconv.Itoa(n.AMQPPort)) }
+
+// delete DELETEs path on the management API; a missing object is no error.
+func (n *RabbitNode) delete(ctx context.Context, path string) error {
+	err := n.API(ctx, http.MethodDelete, path, nil, nil)
+	if err != nil && strings.Contains(err.Error(), "HTTP 404") {
+		return nil
+	}
+	return err
 }
 
 // Start starts the node unless it runs and returns once it accepts
@@ -67,6 +113,12 @@ func (n *RabbitNode) Purge(ctx context.Context) error { return n.run(ctx, "purge
 func (n *RabbitNode) Running(ctx context.Context) bool { return n.run(ctx, "status") == nil }
 
 func (n *RabbitNode) run(ctx context.Context, cmd string, extra ...string) error {
+	if n.script == "" {
+		if cmd == "purge" {
+			return nil // nothing of its own to delete
+		}
+		return errNotOwn
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	args := append(append([]string{cmd}, n.args...), extra...)
@@ -81,8 +133,11 @@ func (n *RabbitNode) run(ctx context.Context, cmd string, extra ...string) error
 
 // AdminURL is the administrator's AMQP URL of vhost.
 func (n *RabbitNode) AdminURL(vhost string) string {
-	return (&url.URL{Scheme: "amqp", User: url.UserPassword(n.User, n.Password),
-		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(n.AMQPPort)), Path: "/" + vhost}).String()
+	user := n.amqpUser
+	if user == nil {
+		user = url.UserPassword(n.User, n.Password)
+	}
+	return (&url.URL{Scheme: "amqp", User: user, Host: n.amqpHost(), Path: "/" + vhost}).String()
 }
 
 var apiClient = &http.Client{Timeout: 20 * time.Second}
@@ -99,7 +154,7 @@ func (n *RabbitNode) API(ctx context.Context, method, path string, body, out any
 		}
 		rd = bytes.NewReader(b)
 	}
-	u := &url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(n.APIPort))}
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(n.host, strconv.Itoa(n.APIPort))}
 	u.Path, _ = url.PathUnescape(path)
 	u.RawPath = path
 	if i := strings.IndexByte(path, '?'); i >= 0 {

@@ -2,6 +2,7 @@ package testinfra
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
@@ -71,6 +72,23 @@ func NewServiceDatabase(t testing.TB) *sqlx.DB {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// NewMigratedDatabase creates a fresh database like NewServiceDatabase, with
+// up to conns connections open (and as many idle), and runs migrate on it (a
+// service's mysql.Migrate), failing the test on error. The pool is closed,
+// then the database dropped, in t.Cleanup.
+func NewMigratedDatabase(t testing.TB, conns int, migrate func(context.Context, *sqlx.DB, *slog.Logger) error) *sqlx.DB {
+	t.Helper()
+	db := NewServiceDatabase(t)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := migrate(ctx, db, nil); err != nil {
+		t.Fatalf("migrating the test database: %v", err)
+	}
 	return db
 }
 

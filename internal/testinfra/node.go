@@ -43,7 +43,8 @@ type RabbitNode struct {
 }
 
 // StartRabbitNode starts a separate RabbitMQ node (own node name, free ports
-// on 127.0.0.1, data under t.TempDir()) through scripts/rabbit-node, waits
+// on 127.0.0.1, data under t.TempDir(), run as the test's user, epmd and the
+// Erlang distribution on loopback) through scripts/rabbit-node, waits
 // until it accepts connections, and returns the administrator's AMQP URL of
 // its default vhost "/" with the node. The node is stopped and its data
 // deleted in t.Cleanup; if the test binary dies first, a watchdog started by
@@ -57,14 +58,9 @@ func StartRabbitNode(t testing.TB) (amqpURL string, node *RabbitNode) {
 	if _, err := os.Stat(script); err != nil {
 		t.Fatalf("StartRabbitNode needs %s: %v", script, err)
 	}
+	// The node runs as the test's own user (scripts/rabbit-node bypasses the
+	// Debian wrapper), so testing's mode-0700 temporary folder is fine as it is.
 	tmp := t.TempDir()
-	// The node runs as user rabbitmq, which must reach its folder: testing
-	// creates the temporary folders with mode 0700.
-	for _, d := range []string{tmp, filepath.Dir(tmp)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatalf("StartRabbitNode: %v", err)
-		}
-	}
 	ports := freePorts(t, 3)
 	user, pw := "admin", randomHex(16)
 	n := &RabbitNode{

@@ -25,7 +25,21 @@ RABBITMQ_PROMETHEUS_PORT=${RABBITMQ_PROMETHEUS_PORT:-15692}
 RABBITMQ_NODENAME=${RABBITMQ_NODENAME:-sagittarius@localhost}
 MYSQL_PORT=${MYSQL_PORT:-3306}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
+# RABBITMQ_NODES=3: a cluster of three nodes on this machine (node i uses each RabbitMQ port + i-1,
+# folder rabbitmq-<i>, name <name>-<i>@host); it implies QUEUE_TYPE=quorum.
+RABBITMQ_NODES=${RABBITMQ_NODES:-1}
+[[ $RABBITMQ_NODES =~ ^[1-9]$ ]] || { printf 'error: RABBITMQ_NODES must be 1 to 9, not "%s"\n' "$RABBITMQ_NODES" >&2 && exit 1; }
+if ((RABBITMQ_NODES > 1)); then
+	[[ ${QUEUE_TYPE:-quorum} == quorum ]] || { printf 'error: RABBITMQ_NODES=%s needs QUEUE_TYPE=quorum (classic queues live on one node)\n' "$RABBITMQ_NODES" >&2 && exit 1; }
+	QUEUE_TYPE=quorum
+fi
 QUEUE_TYPE=${QUEUE_TYPE:-classic}
+# Instances of every domain service (SERVICE_INSTANCES, or <DIR>_INSTANCES for one): instance k
+# (1-based) listens on the service's port + 100*(k-1).
+SERVICE_INSTANCES=${SERVICE_INSTANCES:-1}
+SAG_INSTANCE_PORT_STEP=100
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+MYSQLD_EXPORTER_PORT=${MYSQLD_EXPORTER_PORT:-9104}
 PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://$SAG_HOST:$GATEWAY_PORT}
 SERVICE_START_TIMEOUT=${SERVICE_START_TIMEOUT:-60}
 
@@ -33,6 +47,7 @@ SAG_VHOST=sagittarius
 SAG_EXCHANGE=sagittarius-a
 SAG_RABBIT_ADMIN=sagittarius-admin
 SAG_MYSQL_ADMIN=sagittarius_admin
+SAG_MYSQL_EXPORTER=sagittarius_exporter
 
 SAG_RABBIT_DIR=$SAGITTARIUS_DATA/rabbitmq
 SAG_MARIADB_DIR=$SAGITTARIUS_DATA/mariadb
@@ -185,10 +200,11 @@ write_private() {
 SVC_DIRS=()
 SVC_NAMES=()
 SVC_PORTS=()
+SVC_INSTANCES=()
 
 load_services() {
-	local dir name port extra line=0 var
-	SVC_DIRS=() SVC_NAMES=() SVC_PORTS=()
+	local dir name port extra line=0 var n
+	SVC_DIRS=() SVC_NAMES=() SVC_PORTS=() SVC_INSTANCES=()
 	while read -r dir name port extra || [[ -n ${dir-} ]]; do
 		line=$((line + 1))
 		[[ -z ${dir-} || $dir == \#* ]] && continue
@@ -198,10 +214,34 @@ load_services() {
 		var=$(env_key "$dir")_PORT
 		port=${!var:-$port}
 		[[ $port =~ ^[0-9]+$ ]] || die "port of $dir is not a number: '$port' (from $var or scripts/services.conf)"
+		# The gateway (no name) runs once; a domain service SERVICE_INSTANCES or <DIR>_INSTANCES times.
+		var=$(env_key "$dir")_INSTANCES
+		n=${!var:-$SERVICE_INSTANCES}
+		[[ $name == - ]] && n=1
+		[[ $n =~ ^[1-9]$ ]] || die "instances of $dir must be 1 to 9, not '$n' (from $var or SERVICE_INSTANCES)"
 		SVC_DIRS+=("$dir")
 		SVC_NAMES+=("$name")
 		SVC_PORTS+=("$port")
+		SVC_INSTANCES+=("$n")
 	done <"$SAG_SCRIPTS/services.conf"
+}
+
+# instance_port I K: the port of instance K (1-based) of service I (index into SVC_*).
+instance_port() { printf '%s' $((SVC_PORTS[$1] + SAG_INSTANCE_PORT_STEP * ($2 - 1))); }
+
+# instance_id I K: the name of instance K of service I in pid and log files: <dir> for the first,
+# <dir>.<k> for the others (dirs hold no dot).
+instance_id() {
+	if (($2 == 1)); then printf '%s' "${SVC_DIRS[$1]}"; else printf '%s.%s' "${SVC_DIRS[$1]}" "$2"; fi
+}
+
+# service_urls I: the base URLs of every instance of service I, comma-separated.
+service_urls() {
+	local k out=""
+	for ((k = 1; k <= SVC_INSTANCES[$1]; k++)); do
+		out+=${out:+,}http://$SAG_HOST:$(instance_port "$1" "$k")
+	done
+	printf '%s' "$out"
 }
 
 # env_key DIR: the upper-case form used in variable names (orders -> ORDERS, a-b -> A_B).
@@ -275,13 +315,14 @@ require_free_port() {
 stop_pid() {
 	local pid=$1 what=$2 wait=${3:-20} i
 	pid_alive "$pid" || return 0
-	as_root kill -TERM "$pid" 2>/dev/null || true
+	# Our own process, or (as root, or with sudo) another user's.
+	kill -TERM "$pid" 2>/dev/null || (as_root kill -TERM "$pid") 2>/dev/null || true
 	for ((i = 0; i < wait * 10; i++)); do
 		pid_alive "$pid" || return 0
 		sleep 0.1
 	done
 	warn "$what (pid $pid) did not stop within ${wait}s: sending SIGKILL"
-	as_root kill -KILL "$pid" 2>/dev/null || true
+	kill -KILL "$pid" 2>/dev/null || (as_root kill -KILL "$pid") 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		pid_alive "$pid" || return 0
 		sleep 0.1
@@ -290,25 +331,43 @@ stop_pid() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The shared RabbitMQ node and MariaDB server of this data folder.
+# The RabbitMQ node(s) and MariaDB server of this data folder. Node 1 is $RABBITMQ_NODENAME in
+# $SAG_RABBIT_DIR on the configured ports; node i of a cluster (RABBITMQ_NODES) is
+# <name>-<i>@<host> in $SAG_RABBIT_DIR-<i>, each port + i-1.
+
+# rabbit_node_name I / rabbit_node_dir I / rabbit_port PORT I: node I's name, folder, port.
+rabbit_node_name() {
+	if (($1 == 1)); then printf '%s' "$RABBITMQ_NODENAME"; else printf '%s-%s@%s' "${RABBITMQ_NODENAME%@*}" "$1" "${RABBITMQ_NODENAME#*@}"; fi
+}
+rabbit_node_dir() {
+	if (($1 == 1)); then printf '%s' "$SAG_RABBIT_DIR"; else printf '%s-%s' "$SAG_RABBIT_DIR" "$1"; fi
+}
+rabbit_port() { printf '%s' $(($1 + $2 - 1)); }
 
 rabbit_node_args() {
-	printf '%s\n' --dir "$SAG_RABBIT_DIR" --node "$RABBITMQ_NODENAME" --port "$AMQP_PORT" \
-		--dist-port "$RABBITMQ_DIST_PORT" --management-port "$RABBITMQ_MANAGEMENT_PORT" \
-		--prometheus-port "$RABBITMQ_PROMETHEUS_PORT"
+	local i=${1:-1}
+	printf '%s\n' --dir "$(rabbit_node_dir "$i")" --node "$(rabbit_node_name "$i")" \
+		--port "$(rabbit_port "$AMQP_PORT" "$i")" --dist-port "$(rabbit_port "$RABBITMQ_DIST_PORT" "$i")" \
+		--management-port "$(rabbit_port "$RABBITMQ_MANAGEMENT_PORT" "$i")" \
+		--prometheus-port "$(rabbit_port "$RABBITMQ_PROMETHEUS_PORT" "$i")"
+	if ((RABBITMQ_NODES > 1)); then printf '%s\n' --partition-handling pause_minority; fi
 }
 
-# rabbit_node COMMAND: scripts/rabbit-node for the shared node.
+# rabbit_node COMMAND [I] [-- CTL ARGS]: scripts/rabbit-node for node I (default 1), with the
+# cookie of this data folder (shared by the nodes of a cluster).
 rabbit_node() {
-	local args
-	mapfile -t args < <(rabbit_node_args)
-	"$SAG_SCRIPTS/rabbit-node" "$1" "${args[@]}"
+	local cmd=$1 i=1 args
+	shift
+	if [[ ${1-} =~ ^[0-9]+$ ]]; then
+		i=$1
+		shift
+	fi
+	mapfile -t args < <(rabbit_node_args "$i")
+	RABBIT_NODE_COOKIE=$(secret rabbitmq-erlang-cookie) "$SAG_SCRIPTS/rabbit-node" "$cmd" "${args[@]}" "$@"
 }
 
-# rabbitmqctl_main ARGS...: rabbitmqctl against the shared node.
-rabbitmqctl_main() {
-	as_root env RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" rabbitmqctl -q -n "$RABBITMQ_NODENAME" "$@"
-}
+# rabbitmqctl_main ARGS...: rabbitmqctl against node 1 (as the user that runs the node).
+rabbitmqctl_main() { rabbit_node ctl 1 -- "$@"; }
 
 SAG_RABBIT_CURL=$SAG_SECRETS/rabbitmq-admin.curl
 
@@ -349,4 +408,13 @@ mysql_admin_password() { secret mysql-admin.password; }
 service_password() { secret "services/$1.password"; }
 
 amqp_url() { printf 'amqp://%s:%s@%s:%s/%s' "$1" "$2" "$SAG_HOST" "$AMQP_PORT" "${3-}"; }
+
+# amqp_urls USER PASSWORD [VHOST]: one URL per RabbitMQ node, comma-separated (AMQP_URL of a cluster).
+amqp_urls() {
+	local i out=""
+	for ((i = 1; i <= RABBITMQ_NODES; i++)); do
+		out+=${out:+,}$(AMQP_PORT=$(rabbit_port "$AMQP_PORT" "$i") amqp_url "$@")
+	done
+	printf '%s' "$out"
+}
 mysql_dsn() { printf '%s:%s@tcp(%s:%s)/%s?parseTime=true&loc=UTC' "$1" "$2" "$SAG_HOST" "$MYSQL_PORT" "${3-}"; }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
@@ -15,37 +16,37 @@ import (
 // through the API, a reservation (order_placed delivered twice), a rejection and a release
 // (order_cancelled delivered twice).
 func TestRun(t *testing.T) {
-	h := startService(t, run, stockevents.Service)
+	h := servicetest.Start(t, run, stockevents.Service)
 	ctx := context.Background()
 
-	h.publish(productevents.ProductAdded.New(ctx, productevents.Product{ID: "p1", Name: "Lamp", Status: "active"}))
-	h.eventually("product known", func() bool { code, _ := h.do("GET", "/v1/stock-items/p1", ""); return code == 200 })
+	h.Publish(productevents.ProductAdded.New(ctx, productevents.Product{ID: "p1", Name: "Lamp", Status: "active"}))
+	h.Eventually("product known", func() bool { code, _ := h.Do("GET", "/v1/stock-items/p1", ""); return code == 200 })
 
-	code, body := h.do("POST", "/v1/stock-items/p1/replenishments", `{"quantity":2}`)
+	code, body := h.Do("POST", "/v1/stock-items/p1/replenishments", `{"quantity":2}`)
 	if code != 201 {
 		t.Fatalf("replenish: %d %s", code, body)
 	}
-	h.waitEvent(stockevents.StockReplenished.Type(), "stock", nil)
+	h.WaitEvent(stockevents.StockReplenished.Type(), "stock", nil)
 
 	placed, err := orderevents.OrderPlaced.New(ctx, orderevents.Order{ID: "o1", Status: "pending",
 		Lines: []orderevents.Line{{ProductID: "p1", Quantity: 2}}})
-	h.publish(placed, err)
-	h.publish(placed, err) // redelivered
+	h.Publish(placed, err)
+	h.Publish(placed, err) // redelivered
 	var res stockevents.Reservation
-	if err := json.Unmarshal(h.waitEvent(stockevents.StockReserved.Type(), "reservation", nil), &res); err != nil {
+	if err := json.Unmarshal(h.WaitEvent(stockevents.StockReserved.Type(), "reservation", nil), &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.OrderID != "o1" || res.Status != "held" || res.Links.Href("self") != "http://gw.test/inventory/v1/reservations/o1" {
 		t.Fatalf("stock_reserved %+v", res)
 	}
 	var stock stockevents.Stock
-	h.getJSON("/v1/stock-items/p1", &stock)
+	h.GetJSON("/v1/stock-items/p1", &stock)
 	if stock.Available != 0 || stock.Reserved != 2 {
 		t.Fatalf("stock after reservation: %+v", stock)
 	}
 
-	h.publish(orderevents.OrderPlaced.New(ctx, orderevents.Order{ID: "o2", Lines: []orderevents.Line{{ProductID: "p1", Quantity: 1}}}))
-	if err := json.Unmarshal(h.waitEvent(stockevents.StockReservationRejected.Type(), "reservation", nil), &res); err != nil {
+	h.Publish(orderevents.OrderPlaced.New(ctx, orderevents.Order{ID: "o2", Lines: []orderevents.Line{{ProductID: "p1", Quantity: 1}}}))
+	if err := json.Unmarshal(h.WaitEvent(stockevents.StockReservationRejected.Type(), "reservation", nil), &res); err != nil {
 		t.Fatal(err)
 	}
 	if res.OrderID != "o2" || res.Reason != "out_of_stock" || len(res.RejectedLines) != 1 {
@@ -53,23 +54,23 @@ func TestRun(t *testing.T) {
 	}
 
 	cancelled, err := orderevents.OrderCancelled.New(ctx, orderevents.Order{ID: "o1", Status: "cancelled"})
-	h.publish(cancelled, err)
-	h.publish(cancelled, err)
-	h.waitEvent(stockevents.StockReleased.Type(), "reservation", nil)
-	h.getJSON("/v1/stock-items/p1", &stock)
+	h.Publish(cancelled, err)
+	h.Publish(cancelled, err)
+	h.WaitEvent(stockevents.StockReleased.Type(), "reservation", nil)
+	h.GetJSON("/v1/stock-items/p1", &stock)
 	if stock.Available != 2 || stock.Reserved != 0 {
 		t.Fatalf("stock after release: %+v", stock)
 	}
-	if n := h.countEvents(stockevents.StockReserved.Type(), 500*time.Millisecond); n != 0 {
+	if n := h.CountEvents(stockevents.StockReserved.Type(), 500*time.Millisecond); n != 0 {
 		t.Fatalf("%d more stock_reserved after a duplicate delivery", n)
 	}
-	if n := h.countEvents(stockevents.StockReleased.Type(), 0); n != 0 {
+	if n := h.CountEvents(stockevents.StockReleased.Type(), 0); n != 0 {
 		t.Fatalf("%d more stock_released after a duplicate delivery", n)
 	}
 	var list struct {
 		Total int `json:"total"`
 	}
-	h.getJSON("/v1/reservations", &list)
+	h.GetJSON("/v1/reservations", &list)
 	if list.Total != 2 {
 		t.Fatalf("%d reservations", list.Total)
 	}

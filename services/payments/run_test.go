@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
@@ -18,17 +19,17 @@ func placed(id, token string) orderevents.Order {
 // TestRun drives the service through the real broker: capture (every event delivered twice),
 // refund once, and a declined card.
 func TestRun(t *testing.T) {
-	h := startService(t, run, paymentevents.Service)
+	h := servicetest.Start(t, run, paymentevents.Service)
 	ctx := context.Background()
 
 	p, err := orderevents.OrderPlaced.New(ctx, placed("o1", "tok_visa"))
-	h.publish(p, err)
-	h.publish(p, err)
+	h.Publish(p, err)
+	h.Publish(p, err)
 	r, err := stockevents.StockReserved.New(ctx, stockevents.Reservation{OrderID: "o1", Status: "held"})
-	h.publish(r, err)
-	h.publish(r, err)
+	h.Publish(r, err)
+	h.Publish(r, err)
 	var pay paymentevents.Payment
-	if err := json.Unmarshal(h.waitEvent(paymentevents.PaymentCaptured.Type(), "payment", nil), &pay); err != nil {
+	if err := json.Unmarshal(h.WaitEvent(paymentevents.PaymentCaptured.Type(), "payment", nil), &pay); err != nil {
 		t.Fatal(err)
 	}
 	if pay.OrderID != "o1" || pay.Amount.Amount != 4200 || pay.Status != "captured" {
@@ -36,34 +37,34 @@ func TestRun(t *testing.T) {
 	}
 
 	c, err := orderevents.OrderCancelled.New(ctx, orderevents.Order{ID: "o1", Status: "cancelled"})
-	h.publish(c, err)
-	h.publish(c, err)
-	h.waitEvent(paymentevents.PaymentRefunded.Type(), "payment", nil)
+	h.Publish(c, err)
+	h.Publish(c, err)
+	h.WaitEvent(paymentevents.PaymentRefunded.Type(), "payment", nil)
 	var got paymentevents.Payment
-	h.getJSON("/v1/payments/"+pay.ID, &got)
+	h.GetJSON("/v1/payments/"+pay.ID, &got)
 	if got.Status != "refunded" || got.RefundedAt == nil {
 		t.Fatalf("payment after refund %+v", got)
 	}
 
-	h.publish(orderevents.OrderPlaced.New(ctx, placed("o2", "tok_decline")))
-	h.publish(stockevents.StockReserved.New(ctx, stockevents.Reservation{OrderID: "o2", Status: "held"}))
-	if err := json.Unmarshal(h.waitEvent(paymentevents.PaymentDeclined.Type(), "payment", nil), &pay); err != nil {
+	h.Publish(orderevents.OrderPlaced.New(ctx, placed("o2", "tok_decline")))
+	h.Publish(stockevents.StockReserved.New(ctx, stockevents.Reservation{OrderID: "o2", Status: "held"}))
+	if err := json.Unmarshal(h.WaitEvent(paymentevents.PaymentDeclined.Type(), "payment", nil), &pay); err != nil {
 		t.Fatal(err)
 	}
 	if pay.OrderID != "o2" || pay.Reason != "card_declined" {
 		t.Fatalf("payment_declined %+v", pay)
 	}
 
-	if n := h.countEvents(paymentevents.PaymentCaptured.Type(), 500*time.Millisecond); n != 0 {
+	if n := h.CountEvents(paymentevents.PaymentCaptured.Type(), 500*time.Millisecond); n != 0 {
 		t.Fatalf("%d more captures", n)
 	}
-	if n := h.countEvents(paymentevents.PaymentRefunded.Type(), 0); n != 0 {
+	if n := h.CountEvents(paymentevents.PaymentRefunded.Type(), 0); n != 0 {
 		t.Fatalf("%d more refunds", n)
 	}
 	var list struct {
 		Total int `json:"total"`
 	}
-	h.getJSON("/v1/payments?order_id=o1", &list)
+	h.GetJSON("/v1/payments?order_id=o1", &list)
 	if list.Total != 1 {
 		t.Fatalf("%d payments of o1", list.Total)
 	}

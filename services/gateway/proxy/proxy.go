@@ -349,12 +349,17 @@ func (g *Gateway) rewriteLink(v, prefix, upstreamOrigin string) string {
 	return v
 }
 
-// classify maps a transport error to 503 (upstream down: connection refused
-// or unknown host), 504 (timeout) or 502 (anything else).
+// classify maps a transport error to 413 (the client's request body passed
+// the gateway's limit while it was being sent, e.g. chunked without a
+// Content-Length: the client's fault, not the upstream's), 503 (upstream down:
+// connection refused or unknown host), 504 (timeout) or 502 (anything else).
 func classify(err error) (int, string) {
 	var ne net.Error
 	var dnsErr *net.DNSError
+	var tooBig *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body exceeds %d bytes", tooBig.Limit)
 	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &dnsErr):
 		return http.StatusServiceUnavailable, "the service is down"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():

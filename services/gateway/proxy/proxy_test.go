@@ -336,3 +336,34 @@ func TestUpstreamFailureLogged(t *testing.T) {
 		t.Fatalf("upstream down (%d): log %v, want a warning with the request id", rec.Code, got)
 	}
 }
+
+// TestOversizedBodyIs413 sends a body over the gateway's limit with and
+// without Content-Length: both get 413 problem+json, never 502, and the
+// upstream is not blamed.
+func TestOversizedBodyIs413(t *testing.T) {
+	var last seen
+	up := echo(t, &last)
+	gw := httptest.NewServer(newGateway(t, map[string]string{"orders": up.URL}, time.Second))
+	defer gw.Close()
+	big := strings.Repeat("x", httpkit.DefaultMaxBodyBytes+1)
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(big)
+		if chunked {
+			body = io.MultiReader(strings.NewReader(big)) // no Len: the client sends it chunked
+		}
+		req, err := http.NewRequest("POST", gw.URL+"/orders/v1/orders", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("chunked %v: %v", chunked, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || res.Header.Get("Content-Type") != problem.ContentType {
+			t.Fatalf("chunked %v: %d %s %s", chunked, res.StatusCode, res.Header.Get("Content-Type"), b)
+		}
+	}
+}

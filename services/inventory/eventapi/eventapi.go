@@ -10,6 +10,7 @@
 //	catalog.products.product_retired  -> stock item retired (no more replenishments)
 //	sales.orders.order_placed         -> reserve every line or none: stock_reserved | stock_reservation_rejected
 //	sales.orders.order_cancelled      -> release a held reservation once: stock_released
+//	logistics.shipments.shipment_dispatched -> ship a held reservation once (its goods left): stock_shipped
 //
 // Every handler is idempotent also without the inbox (a republished event with a new uuid changes
 // nothing twice) and tolerant of order: a product retired before it was added stays retired, an
@@ -28,6 +29,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
+	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
 )
 
 // Store is what the handlers need from storage (implemented by mysql.Store). Each method runs in the
@@ -38,6 +40,7 @@ type Store interface {
 	RetireProduct(ctx context.Context, tx *sqlx.Tx, productID, name string) error
 	ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, lines []inventory.Line) (inventory.Reservation, bool, error)
 	ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (inventory.Reservation, bool, error)
+	ShipStock(ctx context.Context, tx *sqlx.Tx, orderID string) (inventory.Reservation, bool, error)
 }
 
 // Handlers handles the events inventory consumes. Its methods have the signature of
@@ -63,6 +66,7 @@ func (h *Handlers) Register(bus *eventbus.Bus, db *sqlx.DB) error {
 		eventbus.HandleTx(bus, db, productevents.ProductRetired, h.ProductRetired),
 		eventbus.HandleTx(bus, db, orderevents.OrderPlaced, h.OrderPlaced),
 		eventbus.HandleTx(bus, db, orderevents.OrderCancelled, h.OrderCancelled),
+		eventbus.HandleTx(bus, db, shipmentevents.ShipmentDispatched, h.ShipmentDispatched),
 	)
 }
 
@@ -113,6 +117,20 @@ func (h *Handlers) OrderCancelled(ctx context.Context, tx *sqlx.Tx, ev eventbus.
 	}
 	if released {
 		h.logger.InfoContext(ctx, "reservation released", "order_id", r.OrderID)
+	}
+	return nil
+}
+
+// ShipmentDispatched counts the order's held stock down: its goods left with the shipment.
+func (h *Handlers) ShipmentDispatched(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[shipmentevents.Shipment]) error {
+	r, shipped, err := h.store.ShipStock(ctx, tx, ev.Entity.OrderID)
+	if err != nil {
+		return permanentIfInvalid(fmt.Errorf("shipment_dispatched %s: %w", ev.UUID, err))
+	}
+	if shipped {
+		h.logger.InfoContext(ctx, "reservation shipped", "order_id", r.OrderID)
+	} else {
+		h.logger.InfoContext(ctx, "shipment dispatched, nothing held to ship", "order_id", ev.Entity.OrderID, "status", r.Status)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	invmysql "github.com/sagittarius-a/sagittarius/services/inventory/mysql"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
+	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
 )
 
 type fixture struct {
@@ -115,6 +116,19 @@ func TestEachEventTwiceChangesNothingTwice(t *testing.T) {
 	}
 	if n := f.events(stockevents.StockReleased.Type()); n != 1 {
 		t.Fatalf("%d stock_released", n)
+	}
+
+	// Placed again under another order, then dispatched twice: counted down once.
+	deliver(f, f.h.OrderPlaced, event(order("o2", orderevents.Line{ProductID: "p1", Quantity: 2})))
+	dispatched := event(shipmentevents.Shipment{ID: "s2", OrderID: "o2", Status: shipmentevents.StatusDispatched})
+	deliver(f, f.h.ShipmentDispatched, dispatched)
+	deliver(f, f.h.ShipmentDispatched, dispatched)
+	deliver(f, f.h.ShipmentDispatched, event(dispatched.Entity))
+	if it := f.stock("p1"); it.Available != 1 || it.Reserved != 0 || it.Shipped != 2 || it.Replenished != 3 {
+		t.Fatalf("after shipment_dispatched x3: %+v", it)
+	}
+	if n := f.events(stockevents.StockShipped.Type()); n != 1 {
+		t.Fatalf("%d stock_shipped", n)
 	}
 
 	retired := event(productevents.Product{ID: "p1", Name: "Lamp", Status: productevents.StatusRetired})

@@ -354,7 +354,7 @@ func decodeReservationFilter(q url.Values) (inventory.ReservationFilter, error) 
 		return inventory.ReservationFilter{}, err
 	}
 	switch st := inventory.ReservationStatus(s); st {
-	case "", inventory.Held, inventory.Rejected, inventory.Released:
+	case "", inventory.Held, inventory.Rejected, inventory.Released, inventory.Shipped:
 		return inventory.ReservationFilter{Status: st, ProductID: pid}, nil
 	}
 	return inventory.ReservationFilter{}, badQuery("status", "must be held, rejected or released")

@@ -36,6 +36,8 @@ func (rs Renderer) Stock(item inventory.StockItem) stockevents.Stock {
 		Status:      string(item.Status),
 		Available:   item.Available,
 		Reserved:    item.Reserved,
+		Shipped:     item.Shipped,
+		Replenished: item.Replenished,
 		Version:     item.Version,
 		UpdatedAt:   item.UpdatedAt,
 		Links: hal.Links{
@@ -56,6 +58,7 @@ func (rs Renderer) Reservation(r inventory.Reservation) stockevents.Reservation 
 		Lines:      make([]stockevents.Line, 0, len(r.Lines)),
 		CreatedAt:  r.CreatedAt,
 		ReleasedAt: r.ReleasedAt,
+		ShippedAt:  r.ShippedAt,
 		Links: hal.Links{
 			"self":  hal.To(rs.api.Href("reservations", r.OrderID)),
 			"order": hal.To(rs.orders.Href("orders", r.OrderID)),

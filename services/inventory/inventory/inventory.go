@@ -8,6 +8,10 @@
 //     when one line cannot be covered the whole reservation is rejected (out_of_stock) and nothing is held.
 //   - A held reservation is released at most once, when its order is cancelled; the stock goes back to
 //     available. An order cancelled before it was seen placed is remembered and its reservation rejected.
+//   - A held reservation is shipped at most once, when its order's shipment is dispatched: the goods
+//     leave, so the held quantity is counted down for good (reserved -> shipped). Released and shipped
+//     are final: whichever of the order's cancellation and its shipment's dispatch comes first wins.
+//   - For every product: available + reserved + shipped = replenished (the sum of its replenishments).
 //
 // The package has no transport or storage imports; the mysql package stores it, httpapi and eventapi
 // drive it.
@@ -51,6 +55,8 @@ type StockItem struct {
 	Status      ProductStatus
 	Available   int64 // can be reserved; never below zero
 	Reserved    int64 // held by reservations
+	Shipped     int64 // left with dispatched shipments
+	Replenished int64 // the sum of every replenishment: Available + Reserved + Shipped
 	Version     int64 // grows with every change
 	UpdatedAt   time.Time
 }
@@ -85,6 +91,7 @@ func (item StockItem) Replenish(quantity int64) (StockItem, error) {
 		return item, fmt.Errorf("%w: product %s would have more than %d units available", ErrInvalid, item.ProductID, MaxAvailable)
 	}
 	item.Available += quantity
+	item.Replenished += quantity
 	item.Version++
 	return item, nil
 }
@@ -92,11 +99,12 @@ func (item StockItem) Replenish(quantity int64) (StockItem, error) {
 // ReservationStatus is the state of a reservation.
 type ReservationStatus string
 
-// Reservation statuses: held -> released; rejected is final.
+// Reservation statuses: held -> released or held -> shipped; rejected, released and shipped are final.
 const (
 	Held     ReservationStatus = "held"
 	Rejected ReservationStatus = "rejected"
 	Released ReservationStatus = "released"
+	Shipped  ReservationStatus = "shipped"
 )
 
 // Reasons of a rejected reservation (the public values of stockevents).
@@ -128,6 +136,7 @@ type Reservation struct {
 	Shortages  []Shortage // for ReasonOutOfStock, sorted by product id
 	CreatedAt  time.Time
 	ReleasedAt *time.Time
+	ShippedAt  *time.Time
 }
 
 // MergeLines returns lines with one line per product (quantities added up), sorted by product id, so
@@ -186,6 +195,18 @@ func (r Reservation) Release(now time.Time) (released Reservation, ok bool) {
 	}
 	r.Status = Released
 	r.ReleasedAt = &now
+	return r, true
+}
+
+// Ship returns r shipped at now: its goods left with the order's shipment. ok is false, and r
+// unchanged, when r is not held: a reservation is shipped at most once, a released one gave its stock
+// back, and a rejected one holds nothing.
+func (r Reservation) Ship(now time.Time) (shipped Reservation, ok bool) {
+	if r.Status != Held {
+		return r, false
+	}
+	r.Status = Shipped
+	r.ShippedAt = &now
 	return r, true
 }
 

@@ -86,7 +86,7 @@ func TestRelease(t *testing.T) {
 		from   ReservationStatus
 		wantOK bool
 	}{
-		{Held, true}, {Released, false}, {Rejected, false},
+		{Held, true}, {Released, false}, {Rejected, false}, {Shipped, false},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.from), func(t *testing.T) {
@@ -96,6 +96,31 @@ func TestRelease(t *testing.T) {
 				t.Fatalf("ok = %v", ok)
 			}
 			if ok && (got.Status != Released || got.ReleasedAt == nil) {
+				t.Fatalf("got %+v", got)
+			}
+			if !ok && !reflect.DeepEqual(got, r) {
+				t.Fatalf("changed: %+v", got)
+			}
+		})
+	}
+}
+
+func TestShip(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		from   ReservationStatus
+		wantOK bool
+	}{
+		{Held, true}, {Released, false}, {Rejected, false}, {Shipped, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.from), func(t *testing.T) {
+			r := Reservation{OrderID: "o", Status: tt.from}
+			got, ok := r.Ship(now)
+			if ok != tt.wantOK {
+				t.Fatalf("ok = %v", ok)
+			}
+			if ok && (got.Status != Shipped || got.ShippedAt == nil || got.ReleasedAt != nil) {
 				t.Fatalf("got %+v", got)
 			}
 			if !ok && !reflect.DeepEqual(got, r) {
@@ -135,7 +160,7 @@ func TestReplenish(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Available != tt.want || got.Version != tt.item.Version+1 {
+			if got.Available != tt.want || got.Replenished != tt.item.Replenished+tt.qty || got.Version != tt.item.Version+1 {
 				t.Fatalf("got %+v", got)
 			}
 		})

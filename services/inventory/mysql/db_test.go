@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"context"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -15,11 +14,5 @@ import (
 // affected rows of upserts, whose meaning depends on them).
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	db := testinfra.NewServiceDatabase(t)
-	db.SetMaxOpenConns(40)
-	db.SetMaxIdleConns(40)
-	if err := Migrate(context.Background(), db, nil); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return testinfra.NewMigratedDatabase(t, 40, Migrate)
 }

@@ -91,6 +91,8 @@ type stockRow struct {
 	Status      string    `db:"status"`
 	Available   int64     `db:"available"`
 	Reserved    int64     `db:"reserved"`
+	Shipped     int64     `db:"shipped"`
+	Replenished int64     `db:"replenished"`
 	Version     int64     `db:"version"`
 	UpdatedAt   time.Time `db:"updated_at"`
 }
@@ -98,11 +100,12 @@ type stockRow struct {
 func (r stockRow) item() inventory.StockItem {
 	return inventory.StockItem{
 		ProductID: r.ProductID, ProductName: r.ProductName, Status: inventory.ProductStatus(r.Status),
-		Available: r.Available, Reserved: r.Reserved, Version: r.Version, UpdatedAt: r.UpdatedAt.UTC(),
+		Available: r.Available, Reserved: r.Reserved, Shipped: r.Shipped, Replenished: r.Replenished,
+		Version: r.Version, UpdatedAt: r.UpdatedAt.UTC(),
 	}
 }
 
-const stockColumns = `product_id, product_name, status, available, reserved, version, updated_at`
+const stockColumns = `product_id, product_name, status, available, reserved, shipped, replenished, version, updated_at`
 
 // StockItem returns the stock of a product, or inventory.ErrNotFound when the product is unknown.
 func (s *Store) StockItem(ctx context.Context, productID string) (inventory.StockItem, error) {
@@ -171,8 +174,8 @@ func (s *Store) Replenish(ctx context.Context, productID string, quantity int64)
 		}
 		now := s.now()
 		item.UpdatedAt = now
-		if _, err := tx.ExecContext(ctx, `UPDATE stock_items SET available = ?, version = ?, updated_at = ? WHERE product_id = ?`,
-			item.Available, item.Version, now, productID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE stock_items SET available = ?, replenished = ?, version = ?, updated_at = ? WHERE product_id = ?`,
+			item.Available, item.Replenished, item.Version, now, productID); err != nil {
 			return err
 		}
 		rep = inventory.Replenishment{ID: s.newID(), ProductID: productID, Quantity: quantity, CreatedAt: now}
@@ -293,7 +296,7 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// markOrder records in tx that the order's event of column (placed_at or cancelled_at, a constant
+// markOrder records in tx that the order's event of column (placed_at, cancelled_at or shipped_at, a constant
 // of this file) was handled at now, unless it was before, and locks the order's row until tx ends,
 // so that the handlers of one order's events run one after the other. It reports what the upsert
 // did, from its affected rows: rowInserted when the order was unknown, rowChanged when the row
@@ -363,7 +366,7 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 	case rowUnchanged: // placed before: its reservation exists
 		existing, err := s.reservation(ctx, tx, orderID, true)
 		return existing, false, err
-	case rowChanged: // known, not placed: its order_cancelled came first (nothing else adds the row)
+	case rowChanged: // known, not placed: its order_cancelled (or a hand-made shipment_dispatched) came first
 		if cancelled, err = orderFlag(ctx, tx, orderID, `cancelled_at IS NOT NULL`); err != nil {
 			return inventory.Reservation{}, false, err
 		}
@@ -442,15 +445,16 @@ func (s *Store) lockStock(ctx context.Context, tx *sqlx.Tx, lines []inventory.Li
 }
 
 // stockMove says which way moveStock moves quantities.
-type stockMove bool
+type stockMove int
 
 const (
-	reserveStock stockMove = true  // from available to reserved
-	releaseStock stockMove = false // from reserved back to available
+	reserveStock stockMove = iota // from available to reserved
+	releaseStock                  // from reserved back to available
+	shipStock                     // from reserved to shipped: the goods left
 )
 
 // moveStock moves the quantity of every line (one line per product; their rows locked by lockStock)
-// between available and reserved, in one statement for all lines. A reservation changes no row
+// between available, reserved and shipped, in one statement for all lines. A reservation changes no row
 // whose available stock would go below zero, and fewer rows changed than there are lines fail the
 // move (the caller's transaction then rolls back): with the rows locked and checked by
 // inventory.Reserve neither can happen, but stock is never oversold if it does.
@@ -469,14 +473,21 @@ func moveStock(ctx context.Context, tx *sqlx.Tx, lines []inventory.Line, move st
 	in := "(?" + strings.Repeat(", ?", len(ids)-1) + ")"
 	var q string
 	var args []any
-	if move == reserveStock {
+	switch move {
+	case reserveStock:
 		q = `UPDATE stock_items SET available = available - ` + qty + `, reserved = reserved + ` + qty + `,
 			version = version + 1, updated_at = ? WHERE product_id IN ` + in + ` AND available >= ` + qty
 		args = slices.Concat(qtyArgs, qtyArgs, []any{now}, ids, qtyArgs)
-	} else {
+	case releaseStock:
 		q = `UPDATE stock_items SET available = available + ` + qty + `, reserved = reserved - ` + qty + `,
 			version = version + 1, updated_at = ? WHERE product_id IN ` + in
 		args = slices.Concat(qtyArgs, qtyArgs, []any{now}, ids)
+	case shipStock:
+		q = `UPDATE stock_items SET reserved = reserved - ` + qty + `, shipped = shipped + ` + qty + `,
+			version = version + 1, updated_at = ? WHERE product_id IN ` + in + ` AND reserved >= ` + qty
+		args = slices.Concat(qtyArgs, qtyArgs, []any{now}, ids, qtyArgs)
+	default:
+		return fmt.Errorf("unknown stock move %d", move)
 	}
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -570,12 +581,61 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 	return r, true, nil
 }
 
+// ShipStock handles a shipment dispatched for an order, in the caller's transaction: the order's held
+// reservation is shipped once, its quantities leave the stock for good (reserved -> shipped) and
+// stock_shipped is enqueued (shipped true). A released, rejected or already shipped reservation
+// changes nothing. A dispatch seen before the order was placed is remembered (orders.shipped_at) and
+// changes nothing: inventory published the order's stock_reserved before any shipment can exist, so
+// that only happens to a hand-made event.
+func (s *Store) ShipStock(ctx context.Context, tx *sqlx.Tx, orderID string) (r inventory.Reservation, shipped bool, err error) {
+	if !inventory.ValidID(orderID) {
+		return inventory.Reservation{}, false, fmt.Errorf("order id %q: %w", truncate(orderID, 120), inventory.ErrInvalid)
+	}
+	now := s.now()
+	u, err := markOrder(ctx, tx, orderID, "shipped_at", now)
+	if err != nil {
+		return inventory.Reservation{}, false, err
+	}
+	placed := false
+	if u != rowInserted {
+		if placed, err = orderFlag(ctx, tx, orderID, `placed_at IS NOT NULL`); err != nil {
+			return inventory.Reservation{}, false, err
+		}
+	}
+	if !placed {
+		return inventory.Reservation{}, false, nil
+	}
+	r, err = s.reservation(ctx, tx, orderID, true)
+	if err != nil {
+		return inventory.Reservation{}, false, err
+	}
+	r, ok := r.Ship(now)
+	if !ok {
+		return r, false, nil
+	}
+	if _, err := s.lockStock(ctx, tx, r.Lines); err != nil {
+		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
+	}
+	if err := moveStock(ctx, tx, r.Lines, shipStock, now); err != nil {
+		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE reservations SET status = ?, shipped_at = ? WHERE order_id = ?`,
+		string(r.Status), r.ShippedAt, orderID); err != nil {
+		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
+	}
+	if err := eventbus.Emit(ctx, tx, stockevents.StockShipped, s.rep.Reservation(r)); err != nil {
+		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
+	}
+	return r, true, nil
+}
+
 type reservationRow struct {
 	OrderID    string       `db:"order_id"`
 	Status     string       `db:"status"`
 	Reason     string       `db:"reason"`
 	CreatedAt  time.Time    `db:"created_at"`
 	ReleasedAt sql.NullTime `db:"released_at"`
+	ShippedAt  sql.NullTime `db:"shipped_at"`
 }
 
 type lineRow struct {
@@ -597,7 +657,7 @@ func (s *Store) Reservation(ctx context.Context, orderID string) (inventory.Rese
 }
 
 func (s *Store) reservation(ctx context.Context, tx *sqlx.Tx, orderID string, lock bool) (inventory.Reservation, error) {
-	q := `SELECT order_id, status, reason, created_at, released_at FROM reservations WHERE order_id = ?`
+	q := `SELECT order_id, status, reason, created_at, released_at, shipped_at FROM reservations WHERE order_id = ?`
 	if lock {
 		q += ` FOR UPDATE`
 	}
@@ -643,6 +703,10 @@ func (s *Store) withLines(ctx context.Context, tx *sqlx.Tx, rows []reservationRo
 			t := row.ReleasedAt.Time.UTC()
 			r.ReleasedAt = &t
 		}
+		if row.ShippedAt.Valid {
+			t := row.ShippedAt.Time.UTC()
+			r.ShippedAt = &t
+		}
 		for _, l := range byOrder[row.OrderID] {
 			r.Lines = append(r.Lines, inventory.Line{ProductID: l.ProductID, Quantity: l.Quantity})
 			if l.Available.Valid {
@@ -676,7 +740,7 @@ func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter,
 			return err
 		}
 		var rows []reservationRow
-		if err := tx.SelectContext(ctx, &rows, `SELECT r.order_id, r.status, r.reason, r.created_at, r.released_at FROM reservations r`+
+		if err := tx.SelectContext(ctx, &rows, `SELECT r.order_id, r.status, r.reason, r.created_at, r.released_at, r.shipped_at FROM reservations r`+
 			where+` ORDER BY r.created_at DESC, r.order_id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
 			return err
 		}

@@ -328,6 +328,95 @@ func TestReserveAndRelease(t *testing.T) {
 	}
 }
 
+func ship(t *testing.T, s *Store, db *sqlx.DB, orderID string) (r inventory.Reservation, shipped bool) {
+	t.Helper()
+	inTx(t, db, func(tx *sqlx.Tx) error {
+		var err error
+		r, shipped, err = s.ShipStock(context.Background(), tx, orderID)
+		return err
+	})
+	return r, shipped
+}
+
+// balanced fails the test unless available + reserved + shipped = replenished for the product.
+func balanced(t *testing.T, item inventory.StockItem) {
+	t.Helper()
+	if item.Available+item.Reserved+item.Shipped != item.Replenished {
+		t.Fatalf("stock of %s out of balance: %+v", item.ProductID, item)
+	}
+}
+
+// TestShipCountsStockDown: a held reservation ships once (reserved -> shipped, stock_shipped once);
+// released, rejected and unknown orders ship nothing; a shipped reservation cannot be released; the
+// balance available + reserved + shipped = replenished holds throughout.
+func TestShipCountsStockDown(t *testing.T) {
+	s, db := newTestStore(t)
+	ctx := context.Background()
+	addProduct(t, s, db, "a", 5)
+	addProduct(t, s, db, "b", 2)
+	reserve(t, s, db, "o1", line("a", 2), line("b", 1))
+	reserve(t, s, db, "o2", line("a", 1))
+	reserve(t, s, db, "o3", line("b", 9)) // rejected: out of stock
+
+	r, shipped := ship(t, s, db, "o1")
+	if !shipped || r.Status != inventory.Shipped || r.ShippedAt == nil || r.ReleasedAt != nil {
+		t.Fatalf("ship o1: %+v %v", r, shipped)
+	}
+	a, b := stockOf(t, s, "a"), stockOf(t, s, "b")
+	if a.Available != 2 || a.Reserved != 1 || a.Shipped != 2 || a.Replenished != 5 || b.Available != 1 || b.Reserved != 0 || b.Shipped != 1 {
+		t.Fatalf("after shipping o1: a %+v b %+v", a, b)
+	}
+	balanced(t, a)
+	balanced(t, b)
+	// Twice, and a cancellation after the goods left: nothing changes.
+	if _, shipped := ship(t, s, db, "o1"); shipped {
+		t.Fatal("shipped twice")
+	}
+	if _, released := release(t, s, db, "o1"); released {
+		t.Fatal("released a shipped reservation")
+	}
+	if got := stockOf(t, s, "a"); got != a {
+		t.Fatalf("stock changed: %+v, was %+v", got, a)
+	}
+	stored, err := s.Reservation(ctx, "o1")
+	if err != nil || stored.Status != inventory.Shipped || stored.ShippedAt == nil {
+		t.Fatalf("stored o1: %+v %v", stored, err)
+	}
+	// Released first: the late dispatch ships nothing.
+	release(t, s, db, "o2")
+	if _, shipped := ship(t, s, db, "o2"); shipped {
+		t.Fatal("shipped a released reservation")
+	}
+	// Rejected and unknown orders ship nothing.
+	if _, shipped := ship(t, s, db, "o3"); shipped {
+		t.Fatal("shipped a rejected reservation")
+	}
+	if _, shipped := ship(t, s, db, "ghost"); shipped {
+		t.Fatal("shipped an unknown order")
+	}
+	a = stockOf(t, s, "a")
+	if a.Available != 3 || a.Reserved != 0 || a.Shipped != 2 {
+		t.Fatalf("end: a %+v", a)
+	}
+	balanced(t, a)
+	balanced(t, stockOf(t, s, "b"))
+	evs := outbox(t, db, stockevents.StockShipped.Type())
+	if len(evs) != 1 {
+		t.Fatalf("%d stock_shipped events", len(evs))
+	}
+	var got stockevents.Reservation
+	if err := json.Unmarshal(evs[0]["reservation"], &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != stockevents.ReservationShipped || got.OrderID != "o1" || got.ShippedAt == nil {
+		t.Fatalf("stock_shipped entity %+v", got)
+	}
+	list, total, err := s.Reservations(ctx, inventory.ReservationFilter{Status: inventory.Shipped}, 10, 0)
+	if err != nil || total != 1 || len(list) != 1 || list[0].OrderID != "o1" {
+		t.Fatalf("shipped list: %+v %d %v", list, total, err)
+	}
+}
+
 // TestConcurrentReservationsNeverOversell places many orders at once for the last units of scarce
 // products, some of them for two products in opposite line order: exactly as many succeed as there
 // are units, nothing goes below zero, and no reservation deadlocks for good.

@@ -11,6 +11,7 @@
 //	logistics.inventory.stock_reserved             {"reservation": Reservation} status "held"
 //	logistics.inventory.stock_reservation_rejected {"reservation": Reservation} status "rejected", with Reason and RejectedLines
 //	logistics.inventory.stock_released             {"reservation": Reservation} status "released"
+//	logistics.inventory.stock_shipped              {"reservation": Reservation} status "shipped"
 package stockevents
 
 import (
@@ -28,6 +29,7 @@ const (
 	ReservationHeld     = "held"     // stock is set aside for the order
 	ReservationRejected = "rejected" // nothing was reserved; see Reason and RejectedLines
 	ReservationReleased = "released" // the held stock went back to available (order cancelled)
+	ReservationShipped  = "shipped"  // the held stock left with the order's shipment (shipment dispatched)
 )
 
 // Reasons of a rejected reservation.
@@ -47,10 +49,15 @@ type Stock struct {
 	// Available is the quantity that can still be reserved; never below zero.
 	Available int64 `json:"available"`
 	// Reserved is the quantity held for orders whose reservation is held.
-	Reserved  int64     `json:"reserved"`
-	Version   int64     `json:"version"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Links     hal.Links `json:"_links" links:"self,product,replenishments,reservations"`
+	Reserved int64 `json:"reserved"`
+	// Shipped is the quantity that left with dispatched shipments.
+	Shipped int64 `json:"shipped"`
+	// Replenished is the sum of every replenishment of the product. Always
+	// available + reserved + shipped = replenished.
+	Replenished int64     `json:"replenished"`
+	Version     int64     `json:"version"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	Links       hal.Links `json:"_links" links:"self,product,replenishments,reservations"`
 }
 
 // Reservation is the stock reservation made for one order: the REST model of
@@ -58,7 +65,7 @@ type Stock struct {
 // Links: self, order (orders service).
 type Reservation struct {
 	OrderID string `json:"order_id"`
-	// Status is one of ReservationHeld, ReservationRejected, ReservationReleased.
+	// Status is one of ReservationHeld, ReservationRejected, ReservationReleased, ReservationShipped.
 	Status string `json:"status"`
 	// Reason is set for a rejected reservation: ReasonOutOfStock or ReasonOrderCancelled.
 	Reason string `json:"reason,omitempty"`
@@ -68,6 +75,7 @@ type Reservation struct {
 	RejectedLines []RejectedLine `json:"rejected_lines,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	ReleasedAt    *time.Time     `json:"released_at,omitempty"`
+	ShippedAt     *time.Time     `json:"shipped_at,omitempty"`
 	Links         hal.Links      `json:"_links" links:"self,order,stock-items"`
 }
 
@@ -91,7 +99,8 @@ var (
 	StockReserved            = eventbus.MustEventType[Reservation](Service, "stock_reserved", "reservation")
 	StockReservationRejected = eventbus.MustEventType[Reservation](Service, "stock_reservation_rejected", "reservation")
 	StockReleased            = eventbus.MustEventType[Reservation](Service, "stock_released", "reservation")
+	StockShipped             = eventbus.MustEventType[Reservation](Service, "stock_shipped", "reservation")
 )
 
 // All lists every event type of logistics.inventory, for Bus.Publishes and contracts.
-var All = []eventbus.EventInfoer{StockReplenished, StockReserved, StockReservationRejected, StockReleased}
+var All = []eventbus.EventInfoer{StockReplenished, StockReserved, StockReservationRejected, StockReleased, StockShipped}

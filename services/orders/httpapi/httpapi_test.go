@@ -452,8 +452,8 @@ func TestRoutingProblems(t *testing.T) {
 		status       int
 		allow        string
 	}{
-		{"DELETE", "/v1/orders/o1", 405, "GET, HEAD, PATCH"},
-		{"PUT", "/v1/orders", 405, "GET, HEAD, POST"},
+		{"DELETE", "/v1/orders/o1", 405, "GET, HEAD, OPTIONS, PATCH"},
+		{"PUT", "/v1/orders", 405, "GET, HEAD, OPTIONS, POST"},
 		{"GET", "/v1/order", 404, ""},
 		{"GET", "/v2/orders", 404, ""},
 		{"GET", "/v1/orders/o1/lines", 404, ""},

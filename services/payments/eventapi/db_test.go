@@ -1,9 +1,7 @@
 package eventapi
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -15,12 +13,5 @@ import (
 // dropped when the test ends.
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	db := testinfra.NewDatabase(t)
-	db.SetMaxOpenConns(40)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := paymysql.Migrate(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	return db
+	return testinfra.NewMigratedDatabase(t, 40, paymysql.Migrate)
 }

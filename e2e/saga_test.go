@@ -40,6 +40,7 @@ func TestEndToEnd(t *testing.T) {
 	c := startCluster(t)
 	spy := startSpy(t, c)
 	audit := startAudit(t, c)
+	t.Run("the gateway root links every service", func(t *testing.T) { testRootLinksEveryService(t, c) })
 	t.Run("saga", func(t *testing.T) {
 		t.Run("confirmed, shipped, delivered", func(t *testing.T) { t.Parallel(); testDelivered(t, c) })
 		t.Run("out of stock", func(t *testing.T) { t.Parallel(); testOutOfStock(t, c) })
@@ -48,6 +49,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("cancelled while pending", func(t *testing.T) { t.Parallel(); testCancelledWhilePending(t, c) })
 		t.Run("scarce stock never oversold", func(t *testing.T) { t.Parallel(); testScarceStock(t, c) })
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
+		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
 	})
 	if t.Failed() {
 		return
@@ -268,8 +270,13 @@ func testDelivered(t *testing.T, c *Cluster) {
 	if pay := paymentOf(t, o); pay.Status != paymentevents.StatusCaptured {
 		t.Errorf("payment %+v", pay)
 	}
-	if s := stockOf(t, c, p.ID); s.Available != 7 {
-		t.Errorf("stock %+v", s)
+	// The goods left with the shipment: inventory counted the held stock down.
+	waitStock(t, c, p.ID, 7, 0)
+	if s := stockOf(t, c, p.ID); s.Shipped != 3 || s.Replenished != 10 || s.Available+s.Reserved+s.Shipped != s.Replenished {
+		t.Errorf("stock %+v, want 3 shipped of 10 replenished", s)
+	}
+	if r := reservationOf(t, o); r.Status != stockevents.ReservationShipped || r.ShippedAt == nil {
+		t.Errorf("reservation %+v, want shipped", r)
 	}
 	// A delivered order can no longer be cancelled.
 	mustCall(t, http.StatusConflict, "PATCH", o.Links.Href("self"), map[string]any{"status": "cancelled"}, nil)

@@ -156,7 +156,7 @@ func TestRunFailsWithoutGateway(t *testing.T) {
 
 // TestDemoAgainstThePlatform runs every path against a running platform
 // (scripts/up) when SAGITTARIUS_TEST_GATEWAY names its gateway, e.g.
-// SAGITTARIUS_TEST_GATEWAY=http://127.0.0.1:8080 go test ./services/gateway/cmd/demo.
+// SAGITTARIUS_TEST_GATEWAY=http://127.0.0.1:8080 go test ./cmd/demo.
 func TestDemoAgainstThePlatform(t *testing.T) {
 	gw := os.Getenv("SAGITTARIUS_TEST_GATEWAY")
 	if gw == "" {

@@ -141,3 +141,23 @@ func allHrefs(doc map[string]json.RawMessage) []string {
 	}
 	return out
 }
+
+// testRootLinksEveryService checks that the gateway root links every service
+// of scripts/services.conf (the one list of services): relation <dir>, the
+// service's entry point <gateway>/<dir>/v1, titled with its name.
+func testRootLinksEveryService(t *testing.T, c *Cluster) {
+	var root struct {
+		Links map[string]struct{ Href, Title string } `json:"_links"`
+	}
+	get(t, c.Gateway+"/", &root)
+	for _, s := range c.p.Services() {
+		l, ok := root.Links[s.Dir]
+		if !ok {
+			t.Errorf("the gateway root does not link %s (%s), a line of scripts/services.conf", s.Dir, s.Name)
+			continue
+		}
+		if want := c.Gateway + "/" + s.Dir + "/v1"; l.Href != want || l.Title != s.Name {
+			t.Errorf("gateway root link %s = %q %q, want %q %q", s.Dir, l.Href, l.Title, want, s.Name)
+		}
+	}
+}

@@ -6,7 +6,7 @@
 // Run them with scripts/test, or by hand after scripts/infra-up:
 //
 //	set -a; . .data/env/test.env; set +a
-//	go test ./services/e2e/ -v
+//	go test ./e2e/ -v
 //
 // Without the test environment they are skipped (they fail instead when
 // SAGITTARIUS_REQUIRE_INFRA=1). The package has no code besides its tests.

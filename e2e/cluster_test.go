@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/sagittarius-a/sagittarius/internal/platform"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+)
+
+// TestMain removes the binaries built for the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// buildAll compiles every service of scripts/services.conf once per test
+// binary into a temporary directory and returns it. Under -race the services
+// are built with -race.
+func buildAll(t *testing.T, root string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		var lines []platform.Line
+		if lines, buildErr = platform.ReadServices(root); buildErr != nil {
+			return
+		}
+		if binDir, buildErr = os.MkdirTemp("", "sagittarius-e2e-bin-"); buildErr != nil {
+			return
+		}
+		buildErr = platform.Build(context.Background(), root, binDir, raceEnabled, lines)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+// Cluster is every service and the gateway running as processes.
+type Cluster struct {
+	Gateway string   // http://127.0.0.1:<port>, also PUBLIC_BASE_URL
+	AMQPURL string   // admin URL of the test vhost
+	Vhost   string   // the test vhost
+	Queues  []string // the services' main queues
+	p       *platform.Platform
+}
+
+// startCluster starts every service of scripts/services.conf with
+// internal/platform on the test servers: on free ports, each service with a
+// fresh database and a RabbitMQ user with its production permissions, all in a
+// fresh vhost, the gateway last, and waits until every /health is 200.
+// Everything is stopped (SIGTERM, then SIGKILL after 20 s) and removed when
+// the test ends; a service that exited on its own or did not stop cleanly
+// fails the test, and on failure the end of each service's log is printed.
+func startCluster(t *testing.T) *Cluster {
+	t.Helper()
+	env := testinfra.RequireInfra(t)
+	bin := buildAll(t, env.Root)
+	p, err := platform.Start(context.Background(), platform.Config{
+		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, p: p}
+	for _, s := range p.Services() {
+		c.Queues = append(c.Queues, s.Name)
+	}
+	t.Cleanup(func() { c.stop(t) })
+	return c
+}
+
+// stop ends every process the cluster started and removes the vhost, users
+// and databases. A service that exited before stop was asked is reported,
+// as is one that did not stop gracefully.
+func (c *Cluster) stop(t *testing.T) {
+	for _, in := range c.p.Crashed() {
+		t.Errorf("%s had exited before the end of the test:\n%s", in, in.Tail(40))
+	}
+	if t.Failed() {
+		for _, s := range c.p.All() {
+			for _, in := range s.All() {
+				t.Logf("--- end of %s log:\n%s", in, in.Tail(15))
+			}
+		}
+	}
+	if err := c.p.Close(); err != nil {
+		t.Error(err)
+	}
+}
