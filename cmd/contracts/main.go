@@ -6,8 +6,9 @@
 //
 // It writes contracts/openapi/<dir>.yaml (OpenAPI 3.0) and
 // contracts/asyncapi/<dir>.yaml (AsyncAPI 2.6) for every service, from the
-// route tables and bus registrations the services run with
-// (internal/contracts/platform), and the generated documentation under
+// route tables and bus registrations the services run with: it builds every
+// service of scripts/services.conf and runs it with
+// SAGITTARIUS_PRINT_CONTRACTS=1 (internal/contracts/platform), and the generated documentation under
 // docs/ (the event catalog and the choreography map). The checks: every
 // manifest with kin-openapi and the platform's rules (internal/contracts/lint),
 // consumers against publishers, and breaking changes against the manifests
@@ -39,20 +40,24 @@ func main() {
 func run(args []string, stdout io.Writer) error {
 	fl := flag.NewFlagSet("contracts", flag.ContinueOnError)
 	check := fl.Bool("check", false, "do not write; fail when a committed file differs from what the code generates")
-	root := fl.String("root", "", "repository root (default: the directory holding go.mod, upwards from here)")
+	root := fl.String("root", "", "where the files are written or checked (default: the repository root)")
+	src := fl.String("src", "", "the repository whose services are built and run (default: the directory holding go.mod, upwards from here)")
 	base := fl.String("base", "HEAD", "git revision whose committed manifests breaking changes are checked against (empty: skip)")
 	allowBreaking := fl.Bool("allow-breaking", os.Getenv("CONTRACTS_ALLOW_BREAKING") == "1", "report breaking changes without failing (also CONTRACTS_ALLOW_BREAKING=1)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	if *root == "" {
+	if *src == "" {
 		r, err := findRoot()
 		if err != nil {
 			return err
 		}
-		*root = r
+		*src = r
 	}
-	files, err := platform.Generate()
+	if *root == "" {
+		*root = *src
+	}
+	files, err := platform.Generate(*src)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,8 @@ func (halRel) PrepareJSONSchema(s *jsonschema.Schema) error {
 // configure prepares r for the platform's Go types, for both manifests:
 //
 //   - a hal.Rel is a link object or an array of link objects;
+//   - a hal.Links field tagged links:"self,customer,payment?" documents the
+//     link relations of its resource (documentLinks);
 //   - a field encoded without omitempty/omitzero is required in what the
 //     services send (responses, event payloads): it is always present,
 //     possibly null; request bodies require only fields tagged required:"true";
@@ -44,7 +46,13 @@ func configure(r *jsonschema.Reflector) {
 	r.DefaultOptions = append(r.DefaultOptions,
 		jsonschema.InterceptDefName(defName),
 		jsonschema.InterceptProp(func(p jsonschema.InterceptPropParams) error {
-			if !p.Processed || p.ParentSchema == nil || isRequest(p.Context) {
+			if !p.Processed || p.ParentSchema == nil {
+				return nil
+			}
+			if rels, ok := p.Field.Tag.Lookup("links"); ok {
+				documentLinks(p.PropertySchema, rels)
+			}
+			if isRequest(p.Context) {
 				return nil
 			}
 			tag, ok := p.Field.Tag.Lookup("json")
@@ -116,4 +124,43 @@ func camel(s string) string {
 func isRequest(rc *jsonschema.ReflectContext) bool {
 	oc, ok := openapi.OperationCtx(rc)
 	return ok && !oc.IsProcessingResponse()
+}
+
+// documentLinks replaces the schema of a hal.Links field (a $ref to
+// HalLinks: any relation) with one that lists the link relations its resource carries, from the
+// field's links tag: relations separated by commas, "?" after one that is
+// present only in some states ("payment?": once the order is paid). The
+// listed relations are the only ones allowed (additionalProperties false),
+// those without "?" are required, and the description names them all, so
+// that a HAL client learns them from the manifest and a validator catches an
+// undocumented one.
+func documentLinks(s *jsonschema.Schema, tag string) {
+	var (
+		doc      jsonschema.Schema
+		names    []string
+		required []string
+	)
+	doc.WithType(jsonschema.Object.Type())
+	for _, rel := range strings.Split(tag, ",") {
+		rel = strings.TrimSpace(rel)
+		name, optional := strings.CutSuffix(rel, "?")
+		if name == "" {
+			continue
+		}
+		var link jsonschema.Schema
+		link.WithRef(schemasPrefix + "HalLinkOrLinks")
+		doc.WithPropertiesItem(name, link.ToSchemaOrBool())
+		if optional {
+			names = append(names, name+" (in some states)")
+		} else {
+			names = append(names, name)
+			required = append(required, name)
+		}
+	}
+	if len(required) > 0 {
+		doc.WithRequired(required...)
+	}
+	doc.WithAdditionalProperties(jsonschema.SchemaOrBool{TypeBoolean: new(false)})
+	doc.WithDescription("HAL links; relations: " + strings.Join(names, ", ") + ".")
+	*s = doc
 }

@@ -19,7 +19,7 @@ const ContractsRel = "contracts"
 
 // Index is the HAL document at ContractsPath: links to the manifests.
 type Index struct {
-	Links hal.Links `json:"_links"`
+	Links hal.Links `json:"_links" links:"self,openapi,asyncapi?"`
 }
 
 // ManifestParams are the parameters of GET /v1/contracts/{name}.

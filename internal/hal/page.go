@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
@@ -119,4 +120,21 @@ func NewCollection[T any](rel, href string, filters url.Values, items []T, p Pag
 		Size:     p.Size,
 		Total:    total,
 	}
+}
+
+// Find returns the templated search link (RFC 6570) of the collection at
+// href with the query parameters params: href{?p1,p2,…}. Every service
+// publishes it under the relation find-<collection> (find-orders,
+// find-stock-items) on its API root and on the collection itself.
+func Find(href string, params ...string) Link {
+	return Link{Href: href + "{?" + strings.Join(params, ",") + "}", Templated: true}
+}
+
+// Searchable adds to a collection's links the relations every searchable
+// collection carries besides its pages: up (the API root at root) and
+// find-<rel> (Find(href, params…)).
+func (c Collection[T]) Searchable(root, rel, href string, params ...string) Collection[T] {
+	c.Links.Set("up", root)
+	c.Links.SetLink("find-"+rel, Find(href, params...))
+	return c
 }

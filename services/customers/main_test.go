@@ -15,47 +15,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
-func TestConfig(t *testing.T) {
-	env := func(kv ...string) func(string) string {
-		m := map[string]string{}
-		for i := 0; i+1 < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return func(k string) string { return m[k] }
-	}
-	tests := []struct {
-		name    string
-		getenv  func(string) string
-		wantErr []string
-	}{
-		{"minimal", env("AMQP_URL", "amqp://u:p@h/v", "MYSQL_DSN", "u:p@tcp(h)/d"), nil},
-		{"nothing", env(), []string{"AMQP_URL", "MYSQL_DSN"}},
-		{"bad addr", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "HTTP_ADDR", "8081"), []string{"HTTP_ADDR"}},
-		{"bad base", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "PUBLIC_BASE_URL", "gateway:8080"), []string{"PUBLIC_BASE_URL"}},
-		{"bad queue type", env("AMQP_URL", "amqp://h", "MYSQL_DSN", "x", "QUEUE_TYPE", "stream"), []string{"QUEUE_TYPE"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := configFrom(tt.getenv)
-			err := c.Validate()
-			if tt.wantErr == nil {
-				if err != nil || c.HTTPAddr != "127.0.0.1:8081" || c.PublicBaseURL != "http://127.0.0.1:8080" || c.QueueType != "classic" {
-					t.Fatalf("config %+v, %v", c, err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tt.wantErr {
-				if !strings.Contains(err.Error(), w) {
-					t.Fatalf("error %q does not name %s", err, w)
-				}
-			}
-		})
-	}
-}
-
 // listenAddr waits for run's "listening" log line and returns its address.
 func listenAddr(t *testing.T, out *testinfra.SyncBuffer, errc <-chan error) string {
 	t.Helper()

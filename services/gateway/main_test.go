@@ -14,7 +14,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
-func TestConfig(t *testing.T) {
+func TestUpstreams(t *testing.T) {
 	env := func(kv ...string) func(string) string {
 		m := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -22,21 +22,33 @@ func TestConfig(t *testing.T) {
 		}
 		return func(k string) string { return m[k] }
 	}
-	c := configFrom(env())
-	if err := c.Validate(); err != nil || c.HTTPAddr != "127.0.0.1:8080" || c.Upstreams["shipping"] != "http://127.0.0.1:8086" || len(c.Upstreams) != 6 {
-		t.Fatalf("defaults %+v, %v", c, err)
+	// From scripts/services.conf (found above the working directory): every
+	// service with a queue, in its order, on 127.0.0.1:<port>.
+	ups, err := upstreamsFrom(env())
+	if err != nil || len(ups) < 6 || ups[0].Dir != "customers" || ups[0].Name != "crm.customers" || ups[0].URL.String() != "http://127.0.0.1:8081" {
+		t.Fatalf("from services.conf: %+v, %v", ups, err)
 	}
-	if c := configFrom(env("UPSTREAM_ORDERS", "http://10.0.0.1:9000")); c.Upstreams["orders"] != "http://10.0.0.1:9000" {
-		t.Fatalf("override: %v", c.Upstreams)
+	for _, u := range ups {
+		if u.Dir == "gateway" {
+			t.Errorf("the gateway is its own upstream: %+v", u)
+		}
+	}
+	if ups, _ := upstreamsFrom(env("UPSTREAM_ORDERS", "http://10.0.0.1:9000")); ups[2].Dir != "orders" || ups[2].URL.String() != "http://10.0.0.1:9000" {
+		t.Fatalf("override: %+v", ups[2])
+	}
+	ups, err = upstreamsFrom(env("UPSTREAMS", "a-b x.y http://h:1, c z.w https://h:2/"))
+	if err != nil || len(ups) != 2 || ups[0].Dir != "a-b" || ups[1].Name != "z.w" || ups[1].URL.String() != "https://h:2/" {
+		t.Fatalf("UPSTREAMS: %+v, %v", ups, err)
 	}
 	for _, bad := range [][]string{
-		{"HTTP_ADDR", "8080"},
-		{"PUBLIC_BASE_URL", "localhost:8080"},
+		{"UPSTREAMS", "orders http://h:1"},
+		{"UPSTREAMS", "orders sales.orders 127.0.0.1:8083"},
 		{"UPSTREAM_CATALOG", "127.0.0.1:8082"},
 		{"UPSTREAM_PAYMENTS", "ftp://x"},
+		{"SERVICES_CONF", "/nonexistent/services.conf"},
 	} {
-		if err := configFrom(env(bad...)).Validate(); err == nil || !strings.Contains(err.Error(), bad[0]) {
-			t.Errorf("%v: error %v", bad, err)
+		if _, err := upstreamsFrom(env(bad...)); err == nil {
+			t.Errorf("%v: accepted", bad)
 		}
 	}
 }

@@ -5,43 +5,11 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
-
-func TestConfig(t *testing.T) {
-	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
-	required := map[string]string{"AMQP_URL": "amqp://u:p@127.0.0.1:5672/v", "MYSQL_DSN": "u:p@tcp(127.0.0.1:3306)/db"}
-	c := configFrom(env(required))
-	if c.HTTPAddr != "127.0.0.1:8083" || c.PublicBaseURL != "http://127.0.0.1:8080" || c.QueueType != "classic" {
-		t.Errorf("defaults: %+v", c)
-	}
-	if err := c.Validate(); err != nil {
-		t.Errorf("valid config: %v", err)
-	}
-	for _, tt := range []struct {
-		name, key, value, want string
-	}{
-		{"no broker", "AMQP_URL", "", "AMQP_URL"},
-		{"no database", "MYSQL_DSN", "", "MYSQL_DSN"},
-		{"bad address", "HTTP_ADDR", "8083", "HTTP_ADDR"},
-		{"relative base", "PUBLIC_BASE_URL", "/orders", "PUBLIC_BASE_URL"},
-		{"queue type", "QUEUE_TYPE", "stream", "QUEUE_TYPE"},
-	} {
-		kv := map[string]string{}
-		for k, v := range required {
-			kv[k] = v
-		}
-		kv[tt.key] = tt.value
-		err := configFrom(env(kv)).Validate()
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: %v, want an error naming %s", tt.name, err, tt.want)
-		}
-	}
-}
 
 // TestRun starts the service with run() on a fresh database and vhost, checks
 // /health, an API answer and the HAL links, then stops it through its context.

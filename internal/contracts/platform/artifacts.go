@@ -269,16 +269,17 @@ func gitShow(root, ref, p string) ([]byte, error) {
 	return out, nil
 }
 
-// Generate generates every file the contracts command commits: the
-// manifests of every service, and the documentation generated from them,
-// docs/choreography.svg (the choreography map) and docs/events.md (the
-// event catalog).
-func Generate() (Files, error) {
-	services, err := Services()
+// Generate generates every file the contracts command commits for the
+// repository at root: the manifests of every service of
+// scripts/services.conf (Services: each service prints its own), and the
+// documentation generated from them, docs/choreography.svg (the
+// choreography map) and docs/events.md (the event catalog).
+func Generate(root string) (Files, error) {
+	printed, err := Services(root)
 	if err != nil {
 		return nil, err
 	}
-	files, err := Manifests(services)
+	files, err := Printed(printed)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,17 +21,25 @@ import (
 // repoRoot is the repository root: SAGITTARIUS_ROOT, or upwards from here.
 func repoRoot(t *testing.T) string {
 	t.Helper()
+	root, err := findRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func findRoot() (string, error) {
 	if r := os.Getenv("SAGITTARIUS_ROOT"); r != "" {
-		return r
+		return r, nil
 	}
 	dir, _ := os.Getwd()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
+			return "", errors.New("no go.mod above the test directory")
 		}
 		dir = parent
 	}
@@ -38,7 +47,13 @@ func repoRoot(t *testing.T) string {
 
 // generated is Generate's result, computed once for the tests of this
 // package (generation is reflection-heavy, slow under -race).
-var generated = sync.OnceValues(Generate)
+var generated = sync.OnceValues(func() (Files, error) {
+	root, err := findRoot()
+	if err != nil {
+		return nil, err
+	}
+	return Generate(root)
+})
 
 // TestCommittedContractsAreCurrent fails when regenerating the contracts
 // would change a committed file: a route, a Go type of a request, response

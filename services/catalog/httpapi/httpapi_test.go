@@ -101,7 +101,7 @@ func newTestServer(t testing.TB) (http.Handler, *memStore) {
 	n := 0
 	api.newID = func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 	api.now = func() time.Time { return now }
-	return httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 8192}), store
+	return httpkit.Stack(api.Routes(), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 8192}), store
 }
 
 func do(h http.Handler, method, path, ct, body string, hdr ...string) *httptest.ResponseRecorder {

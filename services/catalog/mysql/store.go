@@ -2,7 +2,7 @@
 //
 // Every exported method of Store is one transaction, and the event it causes
 // (product_added, product_updated, product_retired) is written to the
-// eventbus outbox (eventbus.Enqueue) in that same transaction; after the
+// eventbus outbox (eventbus.Emit) in that same transaction; after the
 // commit the store wakes the relay.
 package mysql
 
@@ -28,14 +28,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded migrations and the eventbus tables
 // (outbox, inbox) to db. It is run once at start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	if err := eventbus.Migrate(ctx, db); err != nil {
@@ -57,9 +57,9 @@ type Store struct {
 
 var _ product.Store = (*Store)(nil)
 
-// New returns a Store on db. render builds event entities; notify is called
+// NewStore returns a Store on db. render builds event entities; notify is called
 // after each commit that enqueued an event (eventbus.Relay.Notify) and may be nil.
-func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
+func NewStore(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
 	if db == nil || render == nil {
 		return nil, errors.New("mysql: New needs a database and a renderer")
 	}
@@ -113,18 +113,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, e
 	return nil
 }
 
-// enqueue writes one event into the outbox in tx and reports true on success.
-func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[productevents.Product], p product.Product) (bool, error) {
-	msg, err := et.New(ctx, s.render(p))
-	if err != nil {
-		return false, err
-	}
-	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
 // Create inserts p and enqueues product_added.
 func (s *Store) Create(ctx context.Context, p product.Product) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
@@ -136,7 +124,7 @@ func (s *Store) Create(ctx context.Context, p product.Product) error {
 		if err != nil {
 			return false, err
 		}
-		return s.enqueue(ctx, tx, productevents.ProductAdded, p)
+		return true, eventbus.Emit(ctx, tx, productevents.ProductAdded, s.render(p))
 	})
 }
 
@@ -187,7 +175,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(p *product.Pr
 		if outcome == product.Retired {
 			et = productevents.ProductRetired
 		}
-		return s.enqueue(ctx, tx, et, p)
+		return true, eventbus.Emit(ctx, tx, et, s.render(p))
 	})
 	return out, err
 }

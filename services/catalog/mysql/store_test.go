@@ -36,7 +36,7 @@ func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, func() int) {
 		n  int
 	)
 	render := httpapi.NewRenderer(hal.MustBase("http://gw.test")).Product
-	s, err := mysql.New(db, render, func() { mu.Lock(); n++; mu.Unlock() })
+	s, err := mysql.NewStore(db, render, func() { mu.Lock(); n++; mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestConcurrentPriceChangesAreSerialised(t *testing.T) {
 func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
 	s, _, _ := newStore(t)
 	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
-	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	h := httpkit.Stack(api.Routes(), httpkit.Options{})
 	name4 := strings.Repeat("😀", product.MaxNameLen)
 	desc4 := strings.Repeat("😀", product.MaxDescriptionLen)
 	tests := []struct {

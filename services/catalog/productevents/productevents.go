@@ -54,7 +54,7 @@ type Product struct {
 	Version   int64     `json:"version"`
 	AddedAt   time.Time `json:"added_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	Links     hal.Links `json:"_links"`
+	Links     hal.Links `json:"_links" links:"self,stock-item"`
 }
 
 // The events of catalog.products.

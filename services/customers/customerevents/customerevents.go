@@ -46,7 +46,7 @@ type Customer struct {
 	Version      int64     `json:"version"`
 	RegisteredAt time.Time `json:"registered_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
-	Links        hal.Links `json:"_links"`
+	Links        hal.Links `json:"_links" links:"self,orders"`
 }
 
 // The events of crm.customers.

@@ -14,7 +14,6 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -26,7 +25,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/customers/customer"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
@@ -73,10 +71,10 @@ func New(store customer.Store, render Renderer, logger *slog.Logger) *API {
 	return &API{store: store, render: render, logger: logger, now: time.Now, newID: uuid.NewString}
 }
 
-// Routes returns every route of the service; health answers GET /health.
-func (a *API) Routes(health http.Handler) *httpkit.Router {
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
+func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.Handle("GET /health", health)
 	contracts.HandleRoutes(rt, a.Table())
 	return rt
 }
@@ -130,7 +128,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,customers,find-customers,customer,contracts"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -162,9 +160,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for i, c := range cs {
 		items[i] = a.render.Customer(c)
 	}
-	coll := hal.NewCollection("customers", a.render.api.Href("customers"), q, items, page, total)
-	coll.Links.SetLink("find", hal.Link{Href: a.render.api.Href("customers") + "{?email,status,page,size}", Templated: true})
-	coll.Links.Set("up", a.render.api.Href())
+	coll := hal.NewCollection("customers", a.render.api.Href("customers"), q, items, page, total).
+		Searchable(a.render.api.Href(), "customers", a.render.api.Href("customers"), "email", "status", "page", "size")
 	hal.Write(w, r, http.StatusOK, coll)
 }
 
@@ -272,8 +269,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 	var invalid *customer.ValidationError
 	switch {
-	case problem.From(err) != nil:
-		return problem.From(err)
 	case errors.As(err, &invalid):
 		fields := make([]problem.FieldError, len(invalid.Fields))
 		for i, f := range invalid.Fields {
@@ -286,13 +281,7 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		return problem.Conflict("another customer is registered with this email")
 	case errors.Is(err, customer.ErrStale):
 		return problem.PreconditionFailed("the customer has changed since you read it; GET it again for the current ETag")
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		return problem.New(http.StatusServiceUnavailable, "request cancelled")
 	default:
-		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		return problem.Internal()
+		return httpkit.ErrorProblem(a.logger, r, err)
 	}
 }

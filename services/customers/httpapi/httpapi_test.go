@@ -113,7 +113,7 @@ func newTestServer(t testing.TB) (http.Handler, *memStore) {
 	n := 0
 	api.newID = func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 	api.now = func() time.Time { return now }
-	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 4096})
+	h := httpkit.Stack(api.Routes(), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 4096})
 	return h, store
 }
 

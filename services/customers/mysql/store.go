@@ -2,7 +2,7 @@
 //
 // Every exported method of Store is one transaction, and the event it causes
 // (customer_registered, customer_updated, customer_removed) is written to the
-// eventbus outbox (eventbus.Enqueue) in that same transaction; after the
+// eventbus outbox (eventbus.Emit) in that same transaction; after the
 // commit the store wakes the relay.
 package mysql
 
@@ -28,14 +28,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded migrations and the eventbus tables
 // (outbox, inbox) to db. It is run once at start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	if err := eventbus.Migrate(ctx, db); err != nil {
@@ -58,9 +58,9 @@ type Store struct {
 
 var _ customer.Store = (*Store)(nil)
 
-// New returns a Store on db. render builds event entities; notify is called
+// NewStore returns a Store on db. render builds event entities; notify is called
 // after each commit that enqueued an event (eventbus.Relay.Notify) and may be nil.
-func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
+func NewStore(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
 	if db == nil || render == nil {
 		return nil, errors.New("mysql: New needs a database and a renderer")
 	}
@@ -109,18 +109,6 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, e
 	return nil
 }
 
-// enqueue writes one event into the outbox in tx and reports true on success.
-func (s *Store) enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[customerevents.Customer], entity customerevents.Customer) (bool, error) {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return false, err
-	}
-	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
-		return false, err
-	}
-	return true, nil
-}
-
 // Create inserts c and enqueues customer_registered.
 func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 	return s.inTx(ctx, func(tx *sqlx.Tx) (bool, error) {
@@ -129,7 +117,7 @@ func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 		if err != nil {
 			return false, mapWriteErr(err)
 		}
-		return s.enqueue(ctx, tx, customerevents.CustomerRegistered, s.render(c))
+		return true, eventbus.Emit(ctx, tx, customerevents.CustomerRegistered, s.render(c))
 	})
 }
 
@@ -191,7 +179,7 @@ func (s *Store) Update(ctx context.Context, id string, change func(c *customer.C
 		if err != nil {
 			return false, mapWriteErr(err)
 		}
-		return s.enqueue(ctx, tx, customerevents.CustomerUpdated, s.render(c))
+		return true, eventbus.Emit(ctx, tx, customerevents.CustomerUpdated, s.render(c))
 	})
 	return out, err
 }
@@ -219,7 +207,7 @@ func (s *Store) Remove(ctx context.Context, id string, check func(c customer.Cus
 		c.UpdatedAt = s.now().UTC()
 		entity := s.render(c)
 		entity.Status = customerevents.StatusRemoved
-		return s.enqueue(ctx, tx, customerevents.CustomerRemoved, entity)
+		return true, eventbus.Emit(ctx, tx, customerevents.CustomerRemoved, entity)
 	})
 	return out, err
 }

@@ -37,7 +37,7 @@ func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, *int) {
 	var mu sync.Mutex
 	notified := new(int)
 	render := httpapi.NewRenderer(hal.MustBase("http://gw.test")).Customer
-	s, err := mysql.New(db, render, func() { mu.Lock(); *notified++; mu.Unlock() })
+	s, err := mysql.NewStore(db, render, func() { mu.Lock(); *notified++; mu.Unlock() })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestConcurrentUpdatesNeverLoseAVersion(t *testing.T) {
 func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
 	s, _, _ := newStore(t)
 	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
-	h := httpkit.Stack(api.Routes(httpkit.Health(nil)), httpkit.Options{})
+	h := httpkit.Stack(api.Routes(), httpkit.Options{})
 	long4 := strings.Repeat("😀", customer.MaxNameLen)
 	tests := []struct{ method, target, body string }{
 		{"POST", "/v1/customers", `{"email":"jöhn@exämple.com","name":"` + long4 + `"}`},

@@ -30,7 +30,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	db := newTestDB(t)
-	store, err := invmysql.NewStore(db, httpapi.NewResources(hal.MustBase("http://gw.test")), nil)
+	store, err := invmysql.NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
@@ -45,19 +44,20 @@ type Store interface {
 // API serves the inventory's HTTP resources.
 type API struct {
 	store  Store
-	rs     Resources
+	rs     Renderer
 	logger *slog.Logger
 }
 
 // New returns the API on store, rendering links with rs. logger receives unexpected errors.
-func New(store Store, rs Resources, logger *slog.Logger) *API {
+func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &API{store: store, rs: rs, logger: logger}
 }
 
-// Routes returns every route of the API (without middleware and without /health).
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
 	contracts.HandleRoutes(rt, a.Table())
@@ -152,7 +152,8 @@ func (a *API) listStockItems(w http.ResponseWriter, r *http.Request) {
 	for _, it := range items {
 		out = append(out, a.rs.Stock(it))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("stock-items", a.rs.api.Href("stock-items"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("stock-items", a.rs.api.Href("stock-items"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "stock-items", a.rs.api.Href("stock-items"), "status", "page", "size"))
 }
 
 func (a *API) getStockItem(w http.ResponseWriter, r *http.Request) {
@@ -290,7 +291,8 @@ func (a *API) listReservations(w http.ResponseWriter, r *http.Request) {
 	for _, res := range rs {
 		out = append(out, a.rs.Reservation(res))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("reservations", a.rs.api.Href("reservations"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("reservations", a.rs.api.Href("reservations"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "reservations", a.rs.api.Href("reservations"), "status", "product_id", "page", "size"))
 }
 
 func (a *API) getReservation(w http.ResponseWriter, r *http.Request) {
@@ -364,9 +366,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
-	if p := problem.From(err); p != nil {
-		return p
-	}
 	switch {
 	case errors.Is(err, inventory.ErrNotFound):
 		return problem.NotFound("no such " + resourceName(r))
@@ -376,17 +375,8 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads the answer.
-		p := problem.New(499, "the client closed the request")
-		p.Title = "Client Closed Request"
-		return p
 	}
-	a.logger.ErrorContext(r.Context(), "inventory api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
-	return problem.Internal()
+	return httpkit.ErrorProblem(a.logger, r, err)
 }
 
 func resourceName(r *http.Request) string {

@@ -105,7 +105,7 @@ func (f *fakeStore) Reservations(context.Context, inventory.ReservationFilter, i
 
 func newServer(store Store) http.Handler {
 	logger := slog.New(slog.DiscardHandler)
-	api := New(store, NewResources(hal.MustBase("http://gw.test")), logger)
+	api := New(store, NewRenderer(hal.MustBase("http://gw.test")), logger)
 	return httpkit.Stack(api.Routes(), httpkit.Options{Logger: logger, MaxBodyBytes: 4096})
 }
 

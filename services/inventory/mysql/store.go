@@ -31,14 +31,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
 // to db. It is safe to call at every start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	return eventbus.Migrate(ctx, db)
@@ -183,7 +183,7 @@ func (s *Store) Replenish(ctx context.Context, productID string, quantity int64)
 			rep.ID, rep.ProductID, rep.Quantity, rep.CreatedAt); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, stockevents.StockReplenished, s.rep.Stock(item))
+		return eventbus.Emit(ctx, tx, stockevents.StockReplenished, s.rep.Stock(item))
 	})
 	if err != nil {
 		return inventory.Replenishment{}, inventory.StockItem{}, fmt.Errorf("replenish %q: %w", productID, err)
@@ -396,7 +396,7 @@ func (s *Store) ReserveStock(ctx context.Context, tx *sqlx.Tx, orderID string, l
 	if r.Status == inventory.Rejected {
 		et = stockevents.StockReservationRejected
 	}
-	if err := enqueue(ctx, tx, et, s.rep.Reservation(r)); err != nil {
+	if err := eventbus.Emit(ctx, tx, et, s.rep.Reservation(r)); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("reserve %q: %w", orderID, err)
 	}
 	return r, true, nil
@@ -575,7 +575,7 @@ func (s *Store) ReleaseStock(ctx context.Context, tx *sqlx.Tx, orderID string) (
 		string(r.Status), r.ReleasedAt, orderID); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
-	if err := enqueue(ctx, tx, stockevents.StockReleased, s.rep.Reservation(r)); err != nil {
+	if err := eventbus.Emit(ctx, tx, stockevents.StockReleased, s.rep.Reservation(r)); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("release %q: %w", orderID, err)
 	}
 	return r, true, nil
@@ -623,7 +623,7 @@ func (s *Store) ShipStock(ctx context.Context, tx *sqlx.Tx, orderID string) (r i
 		string(r.Status), r.ShippedAt, orderID); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
 	}
-	if err := enqueue(ctx, tx, stockevents.StockShipped, s.rep.Reservation(r)); err != nil {
+	if err := eventbus.Emit(ctx, tx, stockevents.StockShipped, s.rep.Reservation(r)); err != nil {
 		return inventory.Reservation{}, false, fmt.Errorf("ship %q: %w", orderID, err)
 	}
 	return r, true, nil
@@ -752,13 +752,4 @@ func (s *Store) Reservations(ctx context.Context, f inventory.ReservationFilter,
 		return nil, 0, fmt.Errorf("reservations: %w", err)
 	}
 	return out, total, nil
-}
-
-// enqueue writes one event into the outbox in tx.
-func enqueue[T any](ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[T], entity T) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	return eventbus.Enqueue(ctx, tx, msg)
 }

@@ -23,7 +23,7 @@ import (
 func newTestStore(t *testing.T) (*Store, *sqlx.DB) {
 	t.Helper()
 	db := newTestDB(t)
-	s, err := NewStore(db, httpapi.NewResources(hal.MustBase("http://gateway.test")), nil)
+	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gateway.test")), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,7 +511,7 @@ func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	var notified atomic.Int32
-	s, err := NewStore(db, httpapi.NewResources(hal.MustBase("http://gateway.test")), func() { notified.Add(1) })
+	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gateway.test")), func() { notified.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}

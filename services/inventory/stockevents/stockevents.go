@@ -40,7 +40,7 @@ const (
 )
 
 // Stock is the stock level of one product: the REST model of /v1/stock-items/{product_id}.
-// Links: self, product (catalog), replenishments.
+// Links: self, product (catalog), replenishments, reservations.
 type Stock struct {
 	ProductID   string `json:"product_id"`
 	ProductName string `json:"product_name,omitempty"`
@@ -57,7 +57,7 @@ type Stock struct {
 	Replenished int64     `json:"replenished"`
 	Version     int64     `json:"version"`
 	UpdatedAt   time.Time `json:"updated_at"`
-	Links       hal.Links `json:"_links"`
+	Links       hal.Links `json:"_links" links:"self,product,replenishments,reservations"`
 }
 
 // Reservation is the stock reservation made for one order: the REST model of
@@ -76,14 +76,14 @@ type Reservation struct {
 	CreatedAt     time.Time      `json:"created_at"`
 	ReleasedAt    *time.Time     `json:"released_at,omitempty"`
 	ShippedAt     *time.Time     `json:"shipped_at,omitempty"`
-	Links         hal.Links      `json:"_links"`
+	Links         hal.Links      `json:"_links" links:"self,order,stock-items"`
 }
 
 // Line is the quantity of one product in a reservation. Links: product (catalog), stock-item.
 type Line struct {
 	ProductID string    `json:"product_id"`
 	Quantity  int64     `json:"quantity"`
-	Links     hal.Links `json:"_links,omitempty"`
+	Links     hal.Links `json:"_links,omitempty" links:"product,stock-item"`
 }
 
 // RejectedLine is a line that stock could not cover: Requested was asked, Available was there.

@@ -62,7 +62,7 @@ func decodePlace(w http.ResponseWriter, r *http.Request) (order.PlaceInput, erro
 
 // patchRequest is the body of PATCH /v1/orders/{id}.
 type patchRequest struct {
-	Status *string `json:"status"`
+	Status *string `json:"status" required:"true" enum:"cancelled" description:"cancelled: the only change a client may make"`
 }
 
 // decodePatch reads the body of PATCH /v1/orders/{id}: {"status":"cancelled"},

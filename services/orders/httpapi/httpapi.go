@@ -7,7 +7,7 @@
 //	PATCH /v1/orders/{id}     {"status":"cancelled"} cancels it (If-Match honoured)
 //	GET   /health             database and broker status
 //
-// Errors are RFC 9457 problems; writeError is the one place that maps errors
+// Errors are RFC 9457 problems; fail is the one place that maps errors
 // to HTTP statuses.
 package httpapi
 
@@ -21,7 +21,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
@@ -56,12 +55,10 @@ func New(store Store, render Renderer, logger *slog.Logger) *API {
 	return &API{store: store, render: render, logger: logger}
 }
 
-// Routes returns every route of the service. health answers GET /health.
-// Unknown paths get a 404 problem, known paths with another method a 405
-// problem with Allow. The caller wraps the result in httpkit.Stack.
-func (a *API) Routes(health http.Handler) *httpkit.Router {
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
+func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.Handle("GET /health", health)
 	contracts.HandleRoutes(rt, a.Table())
 	return rt
 }
@@ -114,7 +111,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 
 // rootDoc is the entry point document.
 type rootDoc struct {
-	Links hal.Links `json:"_links"`
+	Links hal.Links `json:"_links" links:"self,orders,find-orders,order,contracts"`
 }
 
 // index is the API's entry point: a HAL document linking the collection.
@@ -122,11 +119,10 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 	links := hal.Links{}
 	links.Set("self", a.render.orders.Href())
 	links.Set("orders", a.render.orders.Href("orders"))
-	links.SetLink("orders-search", hal.Link{
-		Href:      a.render.orders.Href("orders") + "{?customer_id,status,page,size}",
-		Templated: true,
-		Title:     "orders by customer and status",
-	})
+	find := hal.Find(a.render.orders.Href("orders"), "customer_id", "status", "page", "size")
+	find.Title = "orders by customer and status"
+	links.SetLink("find-orders", find)
+	links.SetLink("order", hal.Link{Href: a.render.orders.Href("orders") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.orders.Href("contracts"))
 	hal.Write(w, r, http.StatusOK, rootDoc{links})
 }
@@ -134,17 +130,17 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 	key, err := idempotencyKey(r.Header)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	in, err := decodePlace(w, r)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	placed, replayed, err := a.store.PlaceOrder(r.Context(), in, key)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", placed.Links.Href("self"))
@@ -159,12 +155,12 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, page, err := parseListQuery(q)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	orders, total, err := a.store.Orders(r.Context(), f)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	items := make([]orderevents.Order, len(orders))
@@ -177,15 +173,14 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 			filters.Set(k, v)
 		}
 	}
-	c := hal.NewCollection("orders", a.render.orders.Href("orders"), filters, items, page, total)
-	c.Links.SetLink("search", hal.Link{Href: a.render.orders.Href("orders") + "{?customer_id,status,page,size}", Templated: true})
-	hal.Write(w, r, http.StatusOK, c)
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("orders", a.render.orders.Href("orders"), filters, items, page, total).
+		Searchable(a.render.orders.Href(), "orders", a.render.orders.Href("orders"), "customer_id", "status", "page", "size"))
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 	o, err := a.store.Order(r.Context(), r.PathValue("id"))
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpkit.SetETag(w, int64(o.Version))
@@ -195,29 +190,27 @@ func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
 // patchOrder cancels an order: the only change a client may make.
 func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 	if _, err := decodePatch(w, r); err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	o, err := a.store.CancelOrder(r.Context(), r.PathValue("id"), httpkit.IfMatch(r).Allows)
 	if err != nil {
-		a.writeError(w, r, err)
+		a.fail(w, r, err)
 		return
 	}
 	httpkit.SetETag(w, int64(o.Version))
 	hal.Write(w, r, http.StatusOK, a.render.Order(o))
 }
 
-// writeError maps err to a problem: the one place where errors become HTTP
+// fail maps err to a problem: the one place where errors become HTTP
 // statuses. Unknown errors are logged and answered with a bare 500.
-func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	problem.Write(w, r, a.problemFor(r, err))
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 	var invalid *order.ValidationError
 	switch {
-	case problem.From(err) != nil:
-		return problem.From(err)
 	case errors.As(err, &invalid):
 		fields := make([]problem.FieldError, len(invalid.Fields))
 		for i, f := range invalid.Fields {
@@ -234,14 +227,7 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.New(http.StatusUnprocessableEntity, "this Idempotency-Key was already used with a different request body")
 		p.Type = "urn:sagittarius:problem:idempotency-key-reused"
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads this answer.
-		return problem.New(http.StatusServiceUnavailable, "request cancelled")
 	default:
-		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-		return problem.Internal()
+		return httpkit.ErrorProblem(a.logger, r, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -134,8 +135,7 @@ func newServer(t testing.TB) (*fakeStore, http.Handler) {
 	render := NewRenderer(hal.MustBase(base))
 	store := newFakeStore(render)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	h := httpkit.Stack(New(store, render, logger).Routes(health), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
+	h := httpkit.Stack(New(store, render, logger).Routes(), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
 	return store, h
 }
 
@@ -490,7 +490,7 @@ func TestErrorMapping(t *testing.T) {
 		{errors.New("database on fire"), 500},
 	} {
 		w := httptest.NewRecorder()
-		a.writeError(w, r, tt.err)
+		a.fail(w, r, tt.err)
 		if w.Code != tt.status {
 			t.Errorf("%v: %d, want %d", tt.err, w.Code, tt.status)
 		}
@@ -572,4 +572,39 @@ func FuzzPatchOrder(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
 		}
 	})
+}
+
+// TestManifestExamplesAreAccepted sends the request examples of the
+// service's OpenAPI manifest to the API: an example a client copies must not
+// be refused by the service's own rules.
+func TestManifestExamplesAreAccepted(t *testing.T) {
+	_, h := newServer(t)
+	api := New(nil, NewRenderer(hal.MustBase("http://gw.test")), nil)
+	m, err := contracts.Generate(api.Contract(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			RequestBody struct {
+				Content map[string]struct {
+					Example json.RawMessage `json:"example"`
+				} `json:"content"`
+			} `json:"requestBody"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(m.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	example := func(path, method string) string {
+		ex := doc.Paths[path][method].RequestBody.Content["application/json"].Example
+		if len(ex) == 0 {
+			t.Fatalf("no example for %s %s", method, path)
+		}
+		return string(ex)
+	}
+	o := place(t, h)
+	if w := do(t, h, request{method: "PATCH", path: "/v1/orders/" + o.ID, body: example("/v1/orders/{id}", "patch")}); w.Code != 200 {
+		t.Errorf("PATCH with the manifest's example: %d %s", w.Code, w.Body)
+	}
 }

@@ -1,5 +1,8 @@
 package mysql
 
+// What the event handlers (package eventapi) do inside their transactions:
+// the saga steps of an order and the read models of customers and products.
+
 import (
 	"context"
 	"database/sql"
@@ -10,78 +13,9 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
-	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
-	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
-	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
 )
-
-// Subscribe registers every event sales.orders consumes on b. Each handler
-// runs in one transaction guarded by the eventbus inbox (eventbus.HandleTx),
-// so an event delivered twice is handled once; and each tolerates events
-// that arrive late or out of order (the order domain ignores a step that no
-// longer applies).
-//
-//	crm.customers.customer_registered/updated/removed     -> customers read model
-//	catalog.products.product_added/updated/retired        -> products read model
-//	logistics.inventory.stock_reservation_rejected        -> pending order cancelled (out_of_stock) + order_cancelled
-//	finance.payments.payment_captured                     -> pending order confirmed + order_confirmed
-//	finance.payments.payment_declined                     -> pending order cancelled (payment_declined) + order_cancelled
-//	logistics.shipments.shipment_scheduled                -> the order learns its shipment id (no event)
-//	logistics.shipments.shipment_dispatched               -> confirmed order shipped + order_shipped
-//	logistics.shipments.shipment_delivered                -> order delivered + order_delivered
-func (s *Store) Subscribe(b *eventbus.Bus) error {
-	return errors.Join(
-		s.subscribeReadModels(b),
-
-		eventbus.HandleTx(b, s.db, stockevents.StockReservationRejected,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[stockevents.Reservation]) error {
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Reject(order.ReasonOutOfStock, "", now)
-				})
-			}),
-		eventbus.HandleTx(b, s.db, paymentevents.PaymentCaptured,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[paymentevents.Payment]) error {
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Confirm(ev.Entity.ID, now)
-				})
-			}),
-		eventbus.HandleTx(b, s.db, paymentevents.PaymentDeclined,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[paymentevents.Payment]) error {
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Reject(order.ReasonPaymentDeclined, ev.Entity.ID, now)
-				})
-			}),
-		eventbus.HandleTx(b, s.db, shipmentevents.ShipmentScheduled,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[shipmentevents.Shipment]) error {
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.AttachShipment(ev.Entity.ID, now)
-				})
-			}),
-		eventbus.HandleTx(b, s.db, shipmentevents.ShipmentDispatched,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[shipmentevents.Shipment]) error {
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Ship(ev.Entity.ID, now)
-				})
-			}),
-		eventbus.HandleTx(b, s.db, shipmentevents.ShipmentDelivered,
-			func(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[shipmentevents.Shipment]) error {
-				// A delivered shipment was dispatched. When shipment_delivered
-				// overtakes shipment_dispatched (a retried one, say), the order
-				// is shipped first, so that order_shipped is never skipped; the
-				// late dispatch then changes nothing.
-				if err := s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Ship(ev.Entity.ID, now)
-				}); err != nil {
-					return err
-				}
-				return s.step(ctx, tx, ev.Entity.OrderID, func(o *order.Order, now time.Time) bool {
-					return o.Deliver(ev.Entity.ID, now)
-				})
-			}),
-	)
-}
 
 // statusEvents maps the status an order moves to onto the event announcing it.
 var statusEvents = map[order.Status]eventbus.EventType[orderevents.Order]{
@@ -91,11 +25,12 @@ var statusEvents = map[order.Status]eventbus.EventType[orderevents.Order]{
 	order.StatusDelivered: orderevents.OrderDelivered,
 }
 
-// step applies one saga step to order orderID in tx: it locks the order, runs
-// apply, saves the order when its version changed, and enqueues the event of
-// its new status when apply reports a status change. An unknown order is a
-// permanent error: the event is dead-lettered for a person to look at.
-func (s *Store) step(ctx context.Context, tx *sqlx.Tx, orderID string, apply func(o *order.Order, now time.Time) bool) error {
+// Step applies one saga step to order orderID in tx (an event handler's
+// transaction): it locks the order, runs apply, saves the order when its
+// version changed, and enqueues the event of its new status when apply
+// reports a status change. An unknown order is a permanent error
+// (eventbus.Permanent): the event is dead-lettered for a person to look at.
+func (s *Store) Step(ctx context.Context, tx *sqlx.Tx, orderID string, apply func(o *order.Order, now time.Time) bool) error {
 	o, err := getOrder(ctx, tx, orderID, true)
 	if errors.Is(err, order.ErrNotFound) {
 		return eventbus.Permanent(err)
@@ -118,7 +53,7 @@ func (s *Store) step(ctx context.Context, tx *sqlx.Tx, orderID string, apply fun
 	if !ok {
 		return fmt.Errorf("mysql: no event for status %s", o.Status)
 	}
-	return enqueue(ctx, tx, et, s.render(o))
+	return eventbus.Emit(ctx, tx, et, s.render(o))
 }
 
 // readModelRow is the stored state of one customer or product of a read
@@ -138,18 +73,13 @@ func (row readModelRow) newer(version int64, firedAt time.Time) bool {
 	return firedAt.After(row.FiredAt)
 }
 
-// customerState is what one customer event says about a customer.
-type customerState struct {
-	ID      string
-	Active  bool
-	Removed bool // customer_removed: the customer can never order again
-	Version int64
-	FiredAt time.Time
+// SaveCustomer applies c to the customers read model in tx unless the stored
+// state is newer. A removal is final, whatever arrives after it.
+func (s *Store) SaveCustomer(ctx context.Context, tx *sqlx.Tx, c order.CustomerFact) error {
+	return saveCustomer(ctx, tx, c)
 }
 
-// saveCustomer applies c to the customers read model unless the stored state
-// is newer. A removal is final, whatever arrives after it.
-func saveCustomer(ctx context.Context, tx *sqlx.Tx, c customerState) error {
+func saveCustomer(ctx context.Context, tx *sqlx.Tx, c order.CustomerFact) error {
 	var row readModelRow
 	err := tx.GetContext(ctx, &row, `SELECT version, fired_at, removed AS gone FROM customers WHERE id = ? FOR UPDATE`, c.ID)
 	switch {
@@ -171,20 +101,13 @@ func saveCustomer(ctx context.Context, tx *sqlx.Tx, c customerState) error {
 	return nil
 }
 
-// productState is what one product event says about a product.
-type productState struct {
-	ID      string
-	Name    string
-	Active  bool
-	Retired bool         // product_retired: the product can never be ordered again
-	Price   *order.Money // nil when unpriced
-	Version int64
-	FiredAt time.Time
+// SaveProduct applies p to the products read model in tx unless the stored
+// state is newer. Retirement is final, whatever arrives after it.
+func (s *Store) SaveProduct(ctx context.Context, tx *sqlx.Tx, p order.ProductFact) error {
+	return saveProduct(ctx, tx, p)
 }
 
-// saveProduct applies p to the products read model unless the stored state
-// is newer. Retirement is final, whatever arrives after it.
-func saveProduct(ctx context.Context, tx *sqlx.Tx, p productState) error {
+func saveProduct(ctx context.Context, tx *sqlx.Tx, p order.ProductFact) error {
 	var amount sql.NullInt64
 	var currency sql.NullString
 	if p.Price != nil && p.Price.Currency != "" {

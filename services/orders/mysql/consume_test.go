@@ -13,6 +13,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
+	"github.com/sagittarius-a/sagittarius/services/orders/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
@@ -81,7 +82,7 @@ func TestHandlersOverTheBus(t *testing.T) {
 	url, vhost := testinfra.NewVhost(t)
 	testinfra.DeclareExchange(t, vhost)
 	s := newStore(t)
-	orders := runBus(t, url, orderevents.Service, orderevents.All, s.Subscribe)
+	orders := runBus(t, url, orderevents.Service, orderevents.All, func(b *eventbus.Bus) error { return eventapi.New(s, nil).Register(b, s.db) })
 
 	crm := runBus(t, url, customerevents.Service, customerevents.All, nil)
 	catalog := runBus(t, url, productevents.Service, productevents.All, nil)
@@ -184,7 +185,7 @@ func TestDeliveredBeforeDispatched(t *testing.T) {
 	url, vhost := testinfra.NewVhost(t)
 	testinfra.DeclareExchange(t, vhost)
 	s := newStore(t)
-	orders := runBus(t, url, orderevents.Service, orderevents.All, s.Subscribe)
+	orders := runBus(t, url, orderevents.Service, orderevents.All, func(b *eventbus.Bus) error { return eventapi.New(s, nil).Register(b, s.db) })
 	crm := runBus(t, url, customerevents.Service, customerevents.All, nil)
 	catalog := runBus(t, url, productevents.Service, productevents.All, nil)
 	payments := runBus(t, url, paymentevents.Service, paymentevents.All, nil)

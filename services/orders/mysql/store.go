@@ -3,7 +3,7 @@
 // customers and products that placement checks against.
 //
 // Every exported method of Store is one transaction, and the events it causes
-// are written to the eventbus outbox (eventbus.Enqueue) in that same
+// are written to the eventbus outbox (eventbus.Emit) in that same
 // transaction. Where to look:
 //
 //   - events published: PlaceOrder (order_placed) and CancelOrder
@@ -40,14 +40,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded migrations and the eventbus tables
 // (outbox, inbox) to db. It is run once at start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	if err := eventbus.Migrate(ctx, db); err != nil {
@@ -69,10 +69,10 @@ type Store struct {
 	now    func() time.Time
 }
 
-// New returns a Store on db. render builds event entities; notify, called
+// NewStore returns a Store on db. render builds event entities; notify, called
 // after each commit that enqueued events from an API call, wakes the outbox
 // relay (eventbus.Relay.Notify); it may be nil.
-func New(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
+func NewStore(db *sqlx.DB, render Renderer, notify func()) (*Store, error) {
 	if db == nil || render == nil {
 		return nil, errors.New("mysql: New needs a database and a renderer")
 	}
@@ -150,7 +150,7 @@ func (s *Store) PlaceOrder(ctx context.Context, in order.PlaceInput, key string)
 				return fmt.Errorf("mysql: record idempotent response: %w", err)
 			}
 		}
-		if err := enqueue(ctx, tx, orderevents.OrderPlaced, entity); err != nil {
+		if err := eventbus.Emit(ctx, tx, orderevents.OrderPlaced, entity); err != nil {
 			return err
 		}
 		placed = entity
@@ -195,6 +195,29 @@ func (s *Store) PurgeIdempotencyKeys(ctx context.Context, cutoff time.Time) (int
 		return 0, fmt.Errorf("mysql: purge idempotency keys: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// ForgetIdempotencyKeys purges the Idempotency-Keys older than retention
+// now and then every interval until ctx is done, then returns nil: an actor
+// of the service's run group. A failed purge is logged and tried again at
+// the next tick.
+func (s *Store) ForgetIdempotencyKeys(ctx context.Context, retention, interval time.Duration, logger *slog.Logger) error {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		n, err := s.PurgeIdempotencyKeys(ctx, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.ErrorContext(ctx, "purging idempotency keys", "error", err)
+		case n > 0:
+			logger.InfoContext(ctx, "idempotency keys forgotten", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // requestHash identifies a placement request by its content, whatever the
@@ -285,25 +308,13 @@ func (s *Store) CancelOrder(ctx context.Context, id string, ifMatch func(version
 		if err := updateOrder(ctx, tx, o); err != nil {
 			return err
 		}
-		return enqueue(ctx, tx, orderevents.OrderCancelled, s.render(o))
+		return eventbus.Emit(ctx, tx, orderevents.OrderCancelled, s.render(o))
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.notify()
 	return o, nil
-}
-
-// enqueue writes one event about an order to the outbox in tx.
-func enqueue(ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[orderevents.Order], entity orderevents.Order) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	if err := eventbus.Enqueue(ctx, tx, msg); err != nil {
-		return fmt.Errorf("mysql: enqueue %s: %w", et.Type(), err)
-	}
-	return nil
 }
 
 const orderColumns = `id, customer_id, status, cancellation_reason, total_amount, currency, payment_token,

@@ -33,17 +33,17 @@ func newStore(t *testing.T) *Store {
 	if err := Migrate(ctx, db, nil); err != nil {
 		t.Fatalf("second Migrate: %v", err)
 	}
-	s, err := New(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")).Order, nil)
+	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")).Order, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seed(t, s, func(ctx context.Context, tx *sqlx.Tx) error {
 		return errors.Join(
-			saveCustomer(ctx, tx, customerState{ID: "c1", Active: true, Version: 1, FiredAt: t0}),
-			saveCustomer(ctx, tx, customerState{ID: "c2", Active: false, Version: 2, FiredAt: t0}),
-			saveProduct(ctx, tx, productState{ID: "p1", Name: "Mug", Active: true, Price: eur(1250), Version: 1, FiredAt: t0}),
-			saveProduct(ctx, tx, productState{ID: "p2", Name: "Tea", Active: true, Price: eur(399), Version: 1, FiredAt: t0}),
-			saveProduct(ctx, tx, productState{ID: "p3", Name: "Old", Retired: true, Price: eur(5), Version: 4, FiredAt: t0}),
+			saveCustomer(ctx, tx, order.CustomerFact{ID: "c1", Active: true, Version: 1, FiredAt: t0}),
+			saveCustomer(ctx, tx, order.CustomerFact{ID: "c2", Active: false, Version: 2, FiredAt: t0}),
+			saveProduct(ctx, tx, order.ProductFact{ID: "p1", Name: "Mug", Active: true, Price: eur(1250), Version: 1, FiredAt: t0}),
+			saveProduct(ctx, tx, order.ProductFact{ID: "p2", Name: "Tea", Active: true, Price: eur(399), Version: 1, FiredAt: t0}),
+			saveProduct(ctx, tx, order.ProductFact{ID: "p3", Name: "Old", Retired: true, Price: eur(5), Version: 4, FiredAt: t0}),
 		)
 	})
 	return s
@@ -306,7 +306,7 @@ func TestCancelOrder(t *testing.T) {
 func step(t *testing.T, s *Store, orderID string, apply func(o *order.Order, now time.Time) bool) error {
 	t.Helper()
 	return s.inTx(context.Background(), func(tx *sqlx.Tx) error {
-		return s.step(context.Background(), tx, orderID, apply)
+		return s.Step(context.Background(), tx, orderID, apply)
 	})
 }
 
@@ -407,28 +407,28 @@ func TestReadModels(t *testing.T) {
 		})
 		return ps[id]
 	}
-	save := func(c customerState) {
+	save := func(c order.CustomerFact) {
 		seed(t, s, func(ctx context.Context, tx *sqlx.Tx) error { return saveCustomer(ctx, tx, c) })
 	}
-	saveP := func(p productState) {
+	saveP := func(p order.ProductFact) {
 		seed(t, s, func(ctx context.Context, tx *sqlx.Tx) error { return saveProduct(ctx, tx, p) })
 	}
-	save(customerState{ID: "c1", Active: false, Version: 3, FiredAt: t0}) // suspended at version 3
-	save(customerState{ID: "c1", Active: true, Version: 2, FiredAt: t0.Add(time.Hour)})
+	save(order.CustomerFact{ID: "c1", Active: false, Version: 3, FiredAt: t0}) // suspended at version 3
+	save(order.CustomerFact{ID: "c1", Active: true, Version: 2, FiredAt: t0.Add(time.Hour)})
 	if c := customer("c1"); c == nil || c.Active {
 		t.Errorf("a stale update revived the customer: %+v", c)
 	}
-	save(customerState{ID: "c1", Active: true, Version: 4, FiredAt: t0})
+	save(order.CustomerFact{ID: "c1", Active: true, Version: 4, FiredAt: t0})
 	if c := customer("c1"); !c.Active {
 		t.Error("a newer update was ignored")
 	}
-	save(customerState{ID: "c1", Removed: true, Version: 5, FiredAt: t0})
-	save(customerState{ID: "c1", Active: true, Version: 6, FiredAt: t0})
+	save(order.CustomerFact{ID: "c1", Removed: true, Version: 5, FiredAt: t0})
+	save(order.CustomerFact{ID: "c1", Active: true, Version: 6, FiredAt: t0})
 	if c := customer("c1"); c.Active {
 		t.Error("a removed customer came back")
 	}
-	save(customerState{ID: "c7", Removed: true, Version: 9, FiredAt: t0}) // removal seen first
-	save(customerState{ID: "c7", Active: true, Version: 1, FiredAt: t0})
+	save(order.CustomerFact{ID: "c7", Removed: true, Version: 9, FiredAt: t0}) // removal seen first
+	save(order.CustomerFact{ID: "c7", Active: true, Version: 1, FiredAt: t0})
 	if c := customer("c7"); c == nil || c.Active {
 		t.Errorf("removal seen first: %+v", c)
 	}
@@ -436,23 +436,23 @@ func TestReadModels(t *testing.T) {
 		t.Error("unknown customer found")
 	}
 
-	saveP(productState{ID: "p1", Name: "Big mug", Active: true, Price: eur(1500), Version: 2, FiredAt: t0})
-	saveP(productState{ID: "p1", Name: "Mug", Active: true, Price: eur(1250), Version: 1, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p1", Name: "Big mug", Active: true, Price: eur(1500), Version: 2, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p1", Name: "Mug", Active: true, Price: eur(1250), Version: 1, FiredAt: t0})
 	if p := product("p1"); p.Name != "Big mug" || p.Price.Amount != 1500 || !p.Active {
 		t.Errorf("product %+v", p)
 	}
-	saveP(productState{ID: "p1", Retired: true, Version: 3, FiredAt: t0})
-	saveP(productState{ID: "p1", Name: "Mug", Active: true, Price: eur(1), Version: 4, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p1", Retired: true, Version: 3, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p1", Name: "Mug", Active: true, Price: eur(1), Version: 4, FiredAt: t0})
 	if p := product("p1"); p.Active {
 		t.Error("a retired product came back")
 	}
-	saveP(productState{ID: "p8", Name: "Free", Active: true, Version: 1, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p8", Name: "Free", Active: true, Version: 1, FiredAt: t0})
 	if p := product("p8"); p.Price != nil {
 		t.Errorf("unpriced product has price %+v", p.Price)
 	}
 	// Placement sees the read models.
-	save(customerState{ID: "c5", Active: true, Version: 1, FiredAt: t0})
-	saveP(productState{ID: "p2", Name: "Tea", Active: true, Price: eur(450), Version: 2, FiredAt: t0})
+	save(order.CustomerFact{ID: "c5", Active: true, Version: 1, FiredAt: t0})
+	saveP(order.ProductFact{ID: "p2", Name: "Tea", Active: true, Price: eur(450), Version: 2, FiredAt: t0})
 	o, _, err := s.PlaceOrder(context.Background(), input("c5", order.LineInput{ProductID: "p2", Quantity: 1}), "")
 	if err != nil || o.Total.Amount != 450 {
 		t.Errorf("placement after read-model changes: %+v %v", o.Total, err)

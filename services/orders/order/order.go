@@ -224,3 +224,25 @@ func (o *Order) Deliver(shipmentID string, now time.Time) bool {
 	attached := attach(&o.ShipmentID, shipmentID)
 	return o.settle(o.Status.CanBecome(StatusDelivered), StatusDelivered, attached, now)
 }
+
+// CustomerFact is what one customer event says about a customer, for the
+// read model placements are checked against.
+type CustomerFact struct {
+	ID      string
+	Active  bool
+	Removed bool // customer_removed: the customer can never order again
+	Version int64
+	FiredAt time.Time
+}
+
+// ProductFact is what one product event says about a product, for the read
+// model placements are checked against.
+type ProductFact struct {
+	ID      string
+	Name    string
+	Active  bool
+	Retired bool   // product_retired: the product can never be ordered again
+	Price   *Money // nil when unpriced
+	Version int64
+	FiredAt time.Time
+}

@@ -67,7 +67,7 @@ type Line struct {
 	Quantity    int64     `json:"quantity"`
 	UnitPrice   Money     `json:"unit_price"`
 	Total       Money     `json:"total"`
-	Links       hal.Links `json:"_links,omitempty"`
+	Links       hal.Links `json:"_links,omitempty" links:"product"`
 }
 
 // Order is a customer's order: the REST model of /v1/orders/{id}.
@@ -94,7 +94,7 @@ type Order struct {
 	Version   int64     `json:"version"`
 	PlacedAt  time.Time `json:"placed_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	Links     hal.Links `json:"_links"`
+	Links     hal.Links `json:"_links" links:"self,collection,customer,products,reservation,payment?,shipment?"`
 }
 
 // The events of sales.orders.

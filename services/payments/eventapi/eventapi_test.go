@@ -32,7 +32,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	db := newTestDB(t)
-	store, err := paymysql.NewStore(db, httpapi.NewResources(hal.MustBase("http://gw.test")))
+	store, err := paymysql.NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")))
 	if err != nil {
 		t.Fatal(err)
 	}

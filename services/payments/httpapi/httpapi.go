@@ -19,7 +19,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/payments/payment"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
@@ -31,21 +30,21 @@ type Store interface {
 	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
 }
 
-// Resources renders payments as REST models with absolute links through the gateway; the same
+// Renderer renders payments as REST models with absolute links through the gateway; the same
 // models are the entities of paymentevents. Immutable, safe for concurrent use.
-type Resources struct {
+type Renderer struct {
 	api       hal.Base // <public>/payments/v1
 	orders    hal.Base // <public>/orders/v1
 	inventory hal.Base // <public>/inventory/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
-func NewResources(public hal.Base) Resources {
-	return Resources{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
 }
 
 // Payment renders a payment. Links: self, order, reservation (inventory).
-func (rs Resources) Payment(p payment.Payment) paymentevents.Payment {
+func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 	return paymentevents.Payment{
 		ID: p.ID, OrderID: p.OrderID,
 		Amount: paymentevents.Money{Amount: p.Amount.Amount, Currency: p.Amount.Currency},
@@ -63,15 +62,15 @@ func (rs Resources) Payment(p payment.Payment) paymentevents.Payment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts"`
 }
 
-func (rs Resources) root() Root {
+func (rs Renderer) root() Root {
 	return Root{Service: paymentevents.Service, Links: hal.Links{
 		"self":                 hal.To(rs.api.Href()),
 		"payments":             hal.To(rs.api.Href("payments")),
 		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
-		"find-payments":        hal.One(hal.Link{Href: rs.api.Href("payments") + "{?order_id,status,page,size}", Templated: true}),
+		"find-payments":        hal.One(hal.Find(rs.api.Href("payments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
@@ -79,19 +78,20 @@ func (rs Resources) root() Root {
 // API serves the payments' HTTP resources.
 type API struct {
 	store  Store
-	rs     Resources
+	rs     Renderer
 	logger *slog.Logger
 }
 
 // New returns the API on store, rendering links with rs; logger receives unexpected errors.
-func New(store Store, rs Resources, logger *slog.Logger) *API {
+func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &API{store: store, rs: rs, logger: logger}
 }
 
-// Routes returns every route of the API (without middleware and without /health).
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
 	contracts.HandleRoutes(rt, a.Table())
@@ -153,7 +153,8 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) {
 	for _, pay := range ps {
 		out = append(out, a.rs.Payment(pay))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("payments", a.rs.api.Href("payments"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("payments", a.rs.api.Href("payments"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "payments", a.rs.api.Href("payments"), "order_id", "status", "page", "size"))
 }
 
 func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {
@@ -208,9 +209,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
-	if p := problem.From(err); p != nil {
-		return p
-	}
 	switch {
 	case errors.Is(err, payment.ErrNotFound):
 		return problem.NotFound("no such payment")
@@ -218,14 +216,6 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		p := problem.New(499, "the client closed the request")
-		p.Title = "Client Closed Request"
-		return p
 	}
-	a.logger.ErrorContext(r.Context(), "payments api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
-	return problem.Internal()
+	return httpkit.ErrorProblem(a.logger, r, err)
 }

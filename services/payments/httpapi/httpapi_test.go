@@ -51,7 +51,7 @@ func (f *fakeStore) Payments(_ context.Context, flt payment.Filter, limit, offse
 
 func serve(store Store, method, target string) *httptest.ResponseRecorder {
 	logger := slog.New(slog.DiscardHandler)
-	h := httpkit.Stack(New(store, NewResources(hal.MustBase("http://gw.test")), logger).Routes(), httpkit.Options{Logger: logger})
+	h := httpkit.Stack(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes(), httpkit.Options{Logger: logger})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
 	return rec
@@ -136,7 +136,7 @@ func FuzzQuery(f *testing.F) {
 		req.URL.RawQuery = q
 		rec := httptest.NewRecorder()
 		logger := slog.New(slog.DiscardHandler)
-		New(&fakeStore{}, NewResources(hal.MustBase("http://gw.test")), logger).Routes().ServeHTTP(rec, req)
+		New(&fakeStore{}, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes().ServeHTTP(rec, req)
 		if rec.Code != 200 && rec.Code != 400 {
 			t.Fatalf("%d for %q", rec.Code, q)
 		}

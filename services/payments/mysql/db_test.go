@@ -21,7 +21,7 @@ func newTestStore(t *testing.T) (*Store, *sqlx.DB) {
 	if err := Migrate(context.Background(), db, nil); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewStore(db, httpapi.NewResources(hal.MustBase("http://gw.test")))
+	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,14 +28,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
 // to db. It is safe to call at every start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	return eventbus.Migrate(ctx, db)
@@ -230,7 +230,7 @@ func (s *Store) AddPayment(ctx context.Context, tx *sqlx.Tx, p payment.Payment) 
 	if p.Status == payment.Declined {
 		et = paymentevents.PaymentDeclined
 	}
-	return enqueue(ctx, tx, et, s.rep.Payment(p))
+	return eventbus.Emit(ctx, tx, et, s.rep.Payment(p))
 }
 
 // SaveRefund stores a refunded payment (its version must be one more than the stored one) and
@@ -248,7 +248,7 @@ func (s *Store) SaveRefund(ctx context.Context, tx *sqlx.Tx, p payment.Payment) 
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("save refund of %s: the payment changed meanwhile", p.ID)
 	}
-	return enqueue(ctx, tx, paymentevents.PaymentRefunded, s.rep.Payment(p))
+	return eventbus.Emit(ctx, tx, paymentevents.PaymentRefunded, s.rep.Payment(p))
 }
 
 type paymentRow struct {
@@ -340,15 +340,6 @@ func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset in
 		out = append(out, r.payment())
 	}
 	return out, total, nil
-}
-
-// enqueue writes one event into the outbox in tx.
-func enqueue[T any](ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[T], entity T) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	return eventbus.Enqueue(ctx, tx, msg)
 }
 
 // truncate cuts s to at most n bytes at a rune boundary.

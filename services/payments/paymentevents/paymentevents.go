@@ -38,7 +38,7 @@ type Money struct {
 }
 
 // Payment is the charge of one order: the REST model of /v1/payments/{id}.
-// Links: self, order (orders service).
+// Links: self, order (orders service), reservation (inventory).
 type Payment struct {
 	ID      string `json:"id"`
 	OrderID string `json:"order_id"`
@@ -55,7 +55,7 @@ type Payment struct {
 	CapturedAt      *time.Time `json:"captured_at,omitempty"`
 	DeclinedAt      *time.Time `json:"declined_at,omitempty"`
 	RefundedAt      *time.Time `json:"refunded_at,omitempty"`
-	Links           hal.Links  `json:"_links"`
+	Links           hal.Links  `json:"_links" links:"self,order,reservation"`
 }
 
 // The events of finance.payments.

@@ -34,7 +34,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	db := newTestDB(t)
-	rs := httpapi.NewResources(hal.MustBase("http://gw.test"))
+	rs := httpapi.NewRenderer(hal.MustBase("http://gw.test"))
 	store, err := shipmysql.NewStore(db, rs, nil)
 	if err != nil {
 		t.Fatal(err)

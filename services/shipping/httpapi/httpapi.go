@@ -22,7 +22,6 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipment"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
@@ -35,20 +34,20 @@ type Store interface {
 	UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error)
 }
 
-// Resources renders shipments as REST models with absolute links through the gateway; the same
+// Renderer renders shipments as REST models with absolute links through the gateway; the same
 // models are the entities of shipmentevents. Immutable, safe for concurrent use.
-type Resources struct {
+type Renderer struct {
 	api    hal.Base // <public>/shipping/v1
 	orders hal.Base // <public>/orders/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL).
-func NewResources(public hal.Base) Resources {
-	return Resources{api: public.Join("shipping", "v1"), orders: public.Join("orders", "v1")}
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{api: public.Join("shipping", "v1"), orders: public.Join("orders", "v1")}
 }
 
 // Shipment renders a shipment. Links: self, order.
-func (rs Resources) Shipment(s shipment.Shipment) shipmentevents.Shipment {
+func (rs Renderer) Shipment(s shipment.Shipment) shipmentevents.Shipment {
 	a := s.Address
 	return shipmentevents.Shipment{
 		ID: s.ID, OrderID: s.OrderID, Status: string(s.Status),
@@ -64,15 +63,15 @@ func (rs Resources) Shipment(s shipment.Shipment) shipmentevents.Shipment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,shipments,shipment,find-shipments,contracts"`
 }
 
-func (rs Resources) root() Root {
+func (rs Renderer) root() Root {
 	return Root{Service: shipmentevents.Service, Links: hal.Links{
 		"self":                 hal.To(rs.api.Href()),
 		"shipments":            hal.To(rs.api.Href("shipments")),
 		"shipment":             hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
-		"find-shipments":       hal.One(hal.Link{Href: rs.api.Href("shipments") + "{?order_id,status,page,size}", Templated: true}),
+		"find-shipments":       hal.One(hal.Find(rs.api.Href("shipments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
@@ -80,19 +79,20 @@ func (rs Resources) root() Root {
 // API serves the shipping HTTP resources.
 type API struct {
 	store  Store
-	rs     Resources
+	rs     Renderer
 	logger *slog.Logger
 }
 
 // New returns the API on store, rendering links with rs; logger receives unexpected errors.
-func New(store Store, rs Resources, logger *slog.Logger) *API {
+func New(store Store, rs Renderer, logger *slog.Logger) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &API{store: store, rs: rs, logger: logger}
 }
 
-// Routes returns every route of the API (without middleware and without /health).
+// Routes returns the router of the API's route table (Table), for tests:
+// the service kit serves the table with /health and the contract routes.
 func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
 	contracts.HandleRoutes(rt, a.Table())
@@ -164,7 +164,8 @@ func (a *API) listShipments(w http.ResponseWriter, r *http.Request) {
 	for _, s := range ss {
 		out = append(out, a.rs.Shipment(s))
 	}
-	hal.Write(w, r, http.StatusOK, hal.NewCollection("shipments", a.rs.api.Href("shipments"), q, out, p, total))
+	hal.Write(w, r, http.StatusOK, hal.NewCollection("shipments", a.rs.api.Href("shipments"), q, out, p, total).
+		Searchable(a.rs.api.Href(), "shipments", a.rs.api.Href("shipments"), "order_id", "status", "page", "size"))
 }
 
 func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
@@ -184,7 +185,7 @@ func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
 
 // patchRequest is the body of PATCH /v1/shipments/{id}: only the status can change.
 type patchRequest struct {
-	Status *string `json:"status"`
+	Status *string `json:"status" required:"true" enum:"dispatched,delivered" description:"the status the shipment moves to: dispatched (it left the warehouse), then delivered"`
 }
 
 // decodePatch reads a PATCH body (application/json or application/merge-patch+json) into the target
@@ -267,9 +268,6 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
-	if p := problem.From(err); p != nil {
-		return p
-	}
 	switch {
 	case errors.Is(err, shipment.ErrNotFound):
 		return problem.NotFound("no such shipment")
@@ -281,14 +279,6 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 		p := problem.Validation()
 		p.Detail = err.Error()
 		return p
-	case mysqldb.IsUnavailable(err):
-		// The database is down or restarting: the request may succeed later.
-		return problem.New(http.StatusServiceUnavailable, "the database is unavailable; retry shortly")
-	case errors.Is(err, context.Canceled):
-		p := problem.New(499, "the client closed the request")
-		p.Title = "Client Closed Request"
-		return p
 	}
-	a.logger.ErrorContext(r.Context(), "shipping api", "error", err, "path", r.URL.Path, "request_id", httpkit.RequestIDFrom(r.Context()))
-	return problem.Internal()
+	return httpkit.ErrorProblem(a.logger, r, err)
 }

@@ -141,7 +141,7 @@ func TestRoutes(t *testing.T) {
 			}
 			store := newFakeStore(from, 1)
 			store.fail = tt.fail
-			h := httpkit.Stack(New(store, NewResources(hal.MustBase("http://gw.test")), logger).Routes(),
+			h := httpkit.Stack(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes(),
 				httpkit.Options{Logger: logger, MaxBodyBytes: 4096})
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
 			if tt.contentType != "" {
@@ -183,7 +183,7 @@ func FuzzPatchBody(f *testing.F) {
 	}
 	logger := slog.New(slog.DiscardHandler)
 	f.Fuzz(func(t *testing.T, body, ifMatch string) {
-		h := New(newFakeStore(shipment.Scheduled, 1), NewResources(hal.MustBase("http://gw.test")), logger).Routes()
+		h := New(newFakeStore(shipment.Scheduled, 1), NewRenderer(hal.MustBase("http://gw.test")), logger).Routes()
 		req := httptest.NewRequest("PATCH", "/v1/shipments/s1", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("If-Match", ifMatch)

@@ -29,14 +29,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
+// Migrations are the service's goose migrations, for the service kit
+// (service.Spec.Migrations), which applies them with the bus tables.
+var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+
 // Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
 // to db. It is safe to call at every start; logger may be nil.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return err
-	}
-	if err := mysqldb.Migrate(ctx, db, sub, logger); err != nil {
+	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
 		return err
 	}
 	return eventbus.Migrate(ctx, db)
@@ -136,7 +136,7 @@ func (s *Store) ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID strin
 			return shipment.Shipment{}, false, fmt.Errorf("schedule shipment of order %s: %w", orderID, err)
 		}
 		if n == 1 {
-			if err := enqueue(ctx, tx, shipmentevents.ShipmentScheduled, s.rep.Shipment(sh)); err != nil {
+			if err := eventbus.Emit(ctx, tx, shipmentevents.ShipmentScheduled, s.rep.Shipment(sh)); err != nil {
 				return shipment.Shipment{}, false, err
 			}
 			return sh, true, nil
@@ -170,7 +170,7 @@ func (s *Store) ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID strin
 		sh.ID, sh.OrderID, string(sh.Status), a.Name, a.Line1, a.Line2, a.PostalCode, a.City, a.Country, sh.Version, sh.ScheduledAt); err != nil {
 		return shipment.Shipment{}, false, fmt.Errorf("schedule shipment of order %s: %w", orderID, err)
 	}
-	if err := enqueue(ctx, tx, shipmentevents.ShipmentScheduled, s.rep.Shipment(sh)); err != nil {
+	if err := eventbus.Emit(ctx, tx, shipmentevents.ShipmentScheduled, s.rep.Shipment(sh)); err != nil {
 		return shipment.Shipment{}, false, err
 	}
 	return sh, true, nil
@@ -278,7 +278,7 @@ func (s *Store) save(ctx context.Context, tx *sqlx.Tx, prev int64, sh shipment.S
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("save shipment %s: %w", sh.ID, shipment.ErrVersionMismatch)
 	}
-	return enqueue(ctx, tx, et, s.rep.Shipment(sh))
+	return eventbus.Emit(ctx, tx, et, s.rep.Shipment(sh))
 }
 
 type shipmentRow struct {
@@ -375,15 +375,6 @@ func (s *Store) Shipments(ctx context.Context, f shipment.Filter, limit, offset 
 		out = append(out, r.shipment())
 	}
 	return out, total, nil
-}
-
-// enqueue writes one event into the outbox in tx.
-func enqueue[T any](ctx context.Context, tx *sqlx.Tx, et eventbus.EventType[T], entity T) error {
-	msg, err := et.New(ctx, entity)
-	if err != nil {
-		return err
-	}
-	return eventbus.Enqueue(ctx, tx, msg)
 }
 
 func clampAddress(a shipment.Address) shipment.Address {

@@ -33,7 +33,7 @@ func newTestStore(t *testing.T) (*Store, *sqlx.DB, *atomic.Int32, string) {
 		t.Fatal(err)
 	}
 	notified := new(atomic.Int32)
-	s, err := NewStore(db, httpapi.NewResources(hal.MustBase("http://gateway.test")), func() { notified.Add(1) })
+	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gateway.test")), func() { notified.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}

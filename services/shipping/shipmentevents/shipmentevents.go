@@ -55,7 +55,7 @@ type Shipment struct {
 	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
 	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
 	CancelledAt  *time.Time `json:"cancelled_at,omitempty"`
-	Links        hal.Links  `json:"_links"`
+	Links        hal.Links  `json:"_links" links:"self,order"`
 }
 
 // The events of logistics.shipments.

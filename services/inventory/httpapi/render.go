@@ -9,19 +9,19 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 )
 
-// Resources renders domain values as REST models with absolute links through the gateway. The same
-// models are the entities of the events (stockevents). A Resources is immutable and safe for
+// Renderer renders domain values as REST models with absolute links through the gateway. The same
+// models are the entities of the events (stockevents). A Renderer is immutable and safe for
 // concurrent use.
-type Resources struct {
+type Renderer struct {
 	api     hal.Base // <public>/inventory/v1
 	catalog hal.Base // <public>/catalog/v1
 	orders  hal.Base // <public>/orders/v1
 }
 
-// NewResources returns the Resources for the gateway at public (PUBLIC_BASE_URL), under which the
+// NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL), under which the
 // inventory API is mounted at /inventory, the catalog at /catalog and orders at /orders.
-func NewResources(public hal.Base) Resources {
-	return Resources{
+func NewRenderer(public hal.Base) Renderer {
+	return Renderer{
 		api:     public.Join("inventory", "v1"),
 		catalog: public.Join("catalog", "v1"),
 		orders:  public.Join("orders", "v1"),
@@ -29,7 +29,7 @@ func NewResources(public hal.Base) Resources {
 }
 
 // Stock renders a stock item. Links: self, product, replenishments, reservations.
-func (rs Resources) Stock(item inventory.StockItem) stockevents.Stock {
+func (rs Renderer) Stock(item inventory.StockItem) stockevents.Stock {
 	return stockevents.Stock{
 		ProductID:   item.ProductID,
 		ProductName: item.ProductName,
@@ -50,7 +50,7 @@ func (rs Resources) Stock(item inventory.StockItem) stockevents.Stock {
 }
 
 // Reservation renders a reservation. Links: self, order, stock-items (a list).
-func (rs Resources) Reservation(r inventory.Reservation) stockevents.Reservation {
+func (rs Renderer) Reservation(r inventory.Reservation) stockevents.Reservation {
 	out := stockevents.Reservation{
 		OrderID:    r.OrderID,
 		Status:     string(r.Status),
@@ -89,11 +89,11 @@ type Replenishment struct {
 	ProductID string    `json:"product_id"`
 	Quantity  int64     `json:"quantity"`
 	CreatedAt time.Time `json:"created_at"`
-	Links     hal.Links `json:"_links"`
+	Links     hal.Links `json:"_links" links:"self,stock-item,product"`
 }
 
 // Replenishment renders a replenishment.
-func (rs Resources) Replenishment(r inventory.Replenishment) Replenishment {
+func (rs Renderer) Replenishment(r inventory.Replenishment) Replenishment {
 	return Replenishment{
 		ID: r.ID, ProductID: r.ProductID, Quantity: r.Quantity, CreatedAt: r.CreatedAt,
 		Links: hal.Links{
@@ -107,11 +107,11 @@ func (rs Resources) Replenishment(r inventory.Replenishment) Replenishment {
 // Root is the REST model of /v1: the entry point of the inventory API.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links"`
+	Links   hal.Links `json:"_links" links:"self,stock-items,stock-item,reservations,reservation,replenishments,find-stock-items,find-reservations,contracts"`
 }
 
 // Root renders the entry point.
-func (rs Resources) Root() Root {
+func (rs Renderer) Root() Root {
 	return Root{
 		Service: stockevents.Service,
 		Links: hal.Links{
@@ -121,8 +121,8 @@ func (rs Resources) Root() Root {
 			"reservations":         hal.To(rs.api.Href("reservations")),
 			"reservation":          hal.One(hal.Link{Href: rs.api.Href("reservations") + "/{order_id}", Templated: true}),
 			"replenishments":       hal.To(rs.api.Href("replenishments")),
-			"find-stock-items":     hal.One(hal.Link{Href: rs.api.Href("stock-items") + "{?status,page,size}", Templated: true}),
-			"find-reservations":    hal.One(hal.Link{Href: rs.api.Href("reservations") + "{?status,product_id,page,size}", Templated: true}),
+			"find-stock-items":     hal.One(hal.Find(rs.api.Href("stock-items"), "status", "page", "size")),
+			"find-reservations":    hal.One(hal.Find(rs.api.Href("reservations"), "status", "product_id", "page", "size")),
 			contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 		},
 	}

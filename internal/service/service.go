@@ -1,0 +1,350 @@
+// Package service owns the process of a Sagittarius service, so that each
+// service's main.go keeps only what is its own: its events, its store, its
+// handlers and its routes.
+//
+// A service's main.go is
+//
+//	func main() { service.Main(run) }
+//
+//	func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+//		return service.Run(ctx, getenv, stdout, service.Spec{
+//			Dir: "orders", Name: orderevents.Service, Addr: "127.0.0.1:8083",
+//			Migrations: mysql.Migrations, Publishes: orderevents.All,
+//		}, func(p *service.Process) (service.API, error) {
+//			render := httpapi.NewRenderer(p.Base)
+//			store, err := mysql.NewStore(p.DB, render.Order, p.Relay.Notify)
+//			… register handlers on p.Bus, add background work with p.Go …
+//			return httpapi.New(store, render, p.Logger), nil
+//		})
+//	}
+//
+// Run does the rest, in this order: the configuration (ConfigFrom, one
+// Validate), the JSON logger on stdout, pprof (PPROF_ADDR), the database
+// (opened within Config.OpenTimeout; the service's goose migrations and the
+// bus tables), the bus (eventbus.New, Publishes), the relay, the service's
+// wiring, the router (GET /health checking MySQL and RabbitMQ, the route
+// table of the service's contract, the contract routes of contracts.Mount),
+// the middleware stack (httpkit.Stack), and the run group: the HTTP server,
+// the bus, the relay and the service's own actors run until ctx is done
+// (SIGINT or SIGTERM in Main) or one of them returns; then every actor is
+// interrupted: the HTTP server stops taking requests and waits up to
+// Config.ShutdownGrace for those in flight, the bus finishes the handlers in
+// flight, the relay stops.
+//
+// With SAGITTARIUS_PRINT_CONTRACTS=1, Run connects to nothing: it wires the
+// service on a database handle and a bus that never connect, writes its
+// manifests (OpenAPI and AsyncAPI, JSON) to stdout and returns. cmd/contracts
+// builds every service of scripts/services.conf and runs it that way.
+//
+// # Where platform-wide concerns go
+//
+// A concern every service needs is added here once, not in six main.go:
+//   - a setting: a field of Config, read in ConfigFrom, checked in Validate;
+//   - an HTTP middleware (token verification, request metrics, tracing
+//     spans): in Process.handler, around or inside httpkit.Stack;
+//   - an operational route that is not part of the API contract (Prometheus
+//     GET /metrics): in Process.handler, beside GET /health;
+//   - a process-wide component with a lifetime (a tracer provider, a metrics
+//     registry): created in Run before the wiring, exposed as a field of
+//     Process if services use it, shut down with a deferred call or run as an
+//     actor of the group (Group.Go);
+//   - bus or relay instrumentation: where Run creates them (eventbus.Config,
+//     eventbus.RelayConfig).
+//
+// A service adds what is its own through Process: p.Go for a background
+// actor (orders' purge of old Idempotency-Keys), p.Handle for an extra route
+// outside its contract, p.Use for a middleware of its own.
+package service
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/internal/profiling"
+)
+
+// Spec is what the kit needs to know about a service before its wiring runs.
+type Spec struct {
+	// Dir is the service's directory under services/, its gateway prefix and
+	// the name of its manifests ("orders"). Required.
+	Dir string
+	// Name is the service's name (sales.orders): its queue, app_id and
+	// RabbitMQ user. "" means no bus and no database (the gateway).
+	Name string
+	// Addr is the default HTTP_ADDR ("127.0.0.1:8083", its port in
+	// scripts/services.conf). Required.
+	Addr string
+	// Migrations are the service's goose migrations (the .sql files at the
+	// root of the FS, typically embedded). The bus tables are added anyway.
+	Migrations fs.FS
+	// Publishes are the event types the service publishes (bus.Publishes).
+	Publishes []eventbus.EventInfoer
+}
+
+// API is what a service's wiring returns: something that describes the
+// service for its manifests. Contract returns the service's route table
+// (served by the kit's router) and its description; events is the bus, nil
+// for a service without one. An API that is also an http.Handler (the
+// gateway, a reverse proxy) is served as it is: no router, no GET /health and
+// no contract routes are added for it.
+type API interface {
+	Contract(events contracts.Events) contracts.Service
+}
+
+// Process is a service's process as its wiring sees it: the configuration and
+// the infrastructure the kit opened, and the places to add its own actors,
+// routes and middleware. Without a bus (Spec.Name ""), DB, Bus and Relay are
+// nil. When printing contracts, DB and Bus never connect and nothing added
+// with Go runs.
+type Process struct {
+	Config Config
+	Logger *slog.Logger
+	Base   hal.Base // PUBLIC_BASE_URL: build links with Base.Join(dir, "v1")
+	DB     *sqlx.DB
+	Bus    *eventbus.Bus
+	Relay  *eventbus.Relay
+
+	spec   Spec
+	group  Group
+	routes []route
+	mws    []func(http.Handler) http.Handler
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// Go adds a background actor to the run group: fn runs until its context is
+// done (then it must return nil) or its work fails (then the process stops).
+func (p *Process) Go(name string, fn func(ctx context.Context) error) { p.group.Go(name, fn) }
+
+// Handle adds a route outside the service's contract (e.g. an operational
+// endpoint) to the kit's router.
+func (p *Process) Handle(pattern string, h http.Handler) {
+	p.routes = append(p.routes, route{pattern, h})
+}
+
+// Use adds a middleware of the service's own, inside the standard stack
+// (after request id, logging, recovery and the body limit).
+func (p *Process) Use(mw func(http.Handler) http.Handler) { p.mws = append(p.mws, mw) }
+
+// Main runs run with the process's environment and stdout until SIGINT or
+// SIGTERM, and exits 1 with the error on stderr when it fails.
+func Main(run func(ctx context.Context, getenv func(string) string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", processName(), err)
+		os.Exit(1)
+	}
+}
+
+func processName() string {
+	if len(os.Args) == 0 {
+		return "service"
+	}
+	name := os.Args[0]
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '/' || name[i] == '\\' {
+			return name[i+1:]
+		}
+	}
+	return name
+}
+
+// Run runs the service spec, wired by wire, until ctx is done or a part of it
+// fails (see the package documentation). It logs JSON lines to stdout. It
+// returns nil after a shutdown caused by ctx, the configuration error before
+// starting anything, or the errors of the parts that failed.
+func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec Spec, wire func(p *Process) (API, error)) error {
+	cfg := ConfigFrom(getenv, spec)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.PrintContracts {
+		return printContracts(stdout, cfg, spec, wire)
+	}
+	logName := spec.Name
+	if logName == "" {
+		logName = spec.Dir
+	}
+	p := &Process{
+		Config: cfg, spec: spec,
+		Logger: slog.New(slog.NewJSONHandler(stdout, nil)).With("service", logName),
+	}
+	p.Base, _ = hal.NewBase(cfg.PublicBaseURL) // checked by Validate
+	if cfg.PprofAddr != "" {
+		prof, err := profiling.Start(cfg.PprofAddr, p.Logger)
+		if err != nil {
+			return err
+		}
+		defer prof.Close()
+	}
+	if spec.Name != "" {
+		openCtx, cancel := context.WithTimeout(ctx, cfg.OpenTimeout)
+		db, err := mysqldb.Open(openCtx, cfg.MySQLDSN)
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := migrate(ctx, db, spec.Migrations, p.Logger); err != nil {
+			return err
+		}
+		if err := p.openBus(db, cfg.AMQPURL); err != nil {
+			return err
+		}
+	}
+	api, err := wire(p)
+	if err != nil {
+		return err
+	}
+	handler, err := p.handler(api)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	p.Logger.Info("listening", "addr", ln.Addr().String(), "public_base_url", cfg.PublicBaseURL)
+
+	srv := httpkit.NewServer(handler)
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	p.group.Add("http", func() error { return httpkit.Serve(httpCtx, srv, ln, cfg.ShutdownGrace) }, func(error) { stopHTTP() })
+	if p.Bus != nil {
+		p.group.Go("bus", p.Bus.Run)
+		p.group.Go("relay", p.Relay.Run)
+	}
+	signalled := make(chan struct{})
+	p.group.Add("signal", func() error {
+		select {
+		case <-ctx.Done():
+		case <-signalled:
+		}
+		return nil
+	}, func(error) { close(signalled) })
+	err = p.group.Run(func(name string, err error) {
+		p.Logger.Info("stopping", "first_to_return", name, "error", err)
+	})
+	p.Logger.Info("stopped")
+	return err
+}
+
+// migrate applies the service's migrations and the bus tables.
+func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Logger) error {
+	if migrations != nil {
+		if err := mysqldb.Migrate(ctx, db, migrations, logger); err != nil {
+			return err
+		}
+	}
+	if err := eventbus.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("eventbus tables: %w", err)
+	}
+	return nil
+}
+
+// openBus creates the bus and the relay on db (nothing connects yet).
+func (p *Process) openBus(db *sqlx.DB, amqpURL string) error {
+	bus, err := eventbus.New(eventbus.Config{URL: amqpURL, Service: p.spec.Name, QueueType: p.Config.QueueType, Logger: p.Logger})
+	if err != nil {
+		return err
+	}
+	if err := bus.Publishes(p.spec.Publishes...); err != nil {
+		return err
+	}
+	relay, err := eventbus.NewRelay(db, bus, eventbus.RelayConfig{Logger: p.Logger})
+	if err != nil {
+		return err
+	}
+	p.DB, p.Bus, p.Relay = db, bus, relay
+	return nil
+}
+
+// events returns the bus as contracts.Events, nil (not a nil *Bus) without one.
+func (p *Process) events() contracts.Events {
+	if p.Bus == nil {
+		return nil
+	}
+	return p.Bus
+}
+
+// contract returns api's description and checks it against the spec.
+func (p *Process) contract(api API) (contracts.Service, error) {
+	svc := api.Contract(p.events())
+	if svc.Dir != p.spec.Dir {
+		return svc, fmt.Errorf("service: the contract's Dir %q is not the spec's %q", svc.Dir, p.spec.Dir)
+	}
+	if p.spec.Name != "" && svc.Name != p.spec.Name {
+		return svc, fmt.Errorf("service: the contract's Name %q is not the spec's %q", svc.Name, p.spec.Name)
+	}
+	return svc, nil
+}
+
+// handler returns the service's HTTP handler: the router (GET /health, the
+// contract's routes, the contract routes, the routes added with Handle) or
+// the API itself when it is an http.Handler, inside the service's own
+// middleware and the standard stack.
+func (p *Process) handler(api API) (http.Handler, error) {
+	svc, err := p.contract(api)
+	if err != nil {
+		return nil, err
+	}
+	var h http.Handler
+	if own, ok := api.(http.Handler); ok {
+		h = own
+	} else {
+		rt := httpkit.NewRouter()
+		if p.Bus != nil {
+			rt.Handle("GET /health", httpkit.Health(map[string]httpkit.Check{
+				"mysql":    p.DB.PingContext,
+				"rabbitmq": func(context.Context) error { return p.Bus.Healthy() },
+			}))
+		}
+		contracts.HandleRoutes(rt, svc.Routes)
+		if _, err := contracts.Mount(rt, svc, p.Base.Join(svc.Dir, "v1")); err != nil {
+			return nil, err
+		}
+		for _, r := range p.routes {
+			rt.Handle(r.pattern, r.h)
+		}
+		h = rt
+	}
+	for i := len(p.mws) - 1; i >= 0; i-- {
+		h = p.mws[i](h)
+	}
+	opts := httpkit.Options{Logger: p.Logger}
+	if p.Bus != nil {
+		opts.WithRequestID = eventbus.WithCorrelationID
+		opts.WithTraceparent = eventbus.WithTraceparent
+	}
+	return httpkit.Stack(h, opts), nil
+}
+
+// neverDB returns a database handle that never connects (until used, which
+// printing contracts does not do).
+func neverDB() *sqlx.DB {
+	cfg := mysql.NewConfig()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", "127.0.0.1:1", "contracts"
+	conn, _ := mysql.NewConnector(cfg) // only validates cfg; dials when used
+	return sqlx.NewDb(sql.OpenDB(conn), "mysql")
+}
