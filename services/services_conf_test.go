@@ -45,17 +45,15 @@ func TestServicesConfLinesHaveTheirManifests(t *testing.T) {
 // composeFile is what this test reads of docker-compose.yml.
 type composeFile struct {
 	Services map[string]struct {
-		Build struct {
-			Args map[string]string `yaml:"args"`
-		} `yaml:"build"`
+		Command     []string          `yaml:"command"`
 		Environment map[string]string `yaml:"environment"`
-		DependsOn   map[string]any    `yaml:"depends_on"`
+		DependsOn   any               `yaml:"depends_on"` // a list of names, or a map of name to condition
 	} `yaml:"services"`
 }
 
 // TestServicesConfLinesHaveTheirComposeService fails when a line of
-// scripts/services.conf has no service in docker-compose.yml built from
-// services/<dir>, connecting as its own RabbitMQ and MySQL users, and (for a
+// scripts/services.conf has no service in docker-compose.yml running
+// the image's /usr/local/bin/<dir>, connecting as its own RabbitMQ and MySQL users, and (for a
 // service with a queue) routed to by the gateway's UPSTREAM_<DIR>.
 func TestServicesConfLinesHaveTheirComposeService(t *testing.T) {
 	lines, err := platform.ReadServices("..")
@@ -80,8 +78,9 @@ func TestServicesConfLinesHaveTheirComposeService(t *testing.T) {
 			t.Errorf("docker-compose.yml has no service %s (a line of scripts/services.conf)", l.Dir)
 			continue
 		}
-		if got := s.Build.Args["SERVICE"]; got != l.Dir {
-			t.Errorf("docker-compose.yml: service %s is built with SERVICE=%q, want %q", l.Dir, got, l.Dir)
+		// One image holds every service (Dockerfile); the command names the binary.
+		if want := "/usr/local/bin/" + l.Dir; len(s.Command) == 0 || s.Command[0] != want {
+			t.Errorf("docker-compose.yml: service %s runs %q, want %s", l.Dir, s.Command, want)
 		}
 		if !l.HasQueue() {
 			continue
@@ -96,8 +95,25 @@ func TestServicesConfLinesHaveTheirComposeService(t *testing.T) {
 		if !strings.HasPrefix(gw.Environment[upstream], "http://"+l.Dir+":") {
 			t.Errorf("docker-compose.yml: the gateway's %s is %q, want http://%s:<port>", upstream, gw.Environment[upstream], l.Dir)
 		}
-		if _, ok := gw.DependsOn[l.Dir]; !ok {
+		if !dependsOn(gw.DependsOn, l.Dir) {
 			t.Errorf("docker-compose.yml: the gateway does not depend on %s", l.Dir)
 		}
 	}
+}
+
+// dependsOn reports whether a compose depends_on (a list of names or a map
+// keyed by name) names service.
+func dependsOn(deps any, service string) bool {
+	switch d := deps.(type) {
+	case map[string]any:
+		_, ok := d[service]
+		return ok
+	case []any:
+		for _, v := range d {
+			if v == service {
+				return true
+			}
+		}
+	}
+	return false
 }
