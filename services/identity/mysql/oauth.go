@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"time"
@@ -16,7 +17,7 @@ import (
 // list is a []string stored as a JSON array in a TEXT column.
 type list []string
 
-func (l list) Value() (any, error) {
+func (l list) Value() (driver.Value, error) {
 	if l == nil {
 		return "[]", nil
 	}
