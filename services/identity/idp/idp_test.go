@@ -263,7 +263,10 @@ func TestAuthorizationCodeRulesAndSignInPage(t *testing.T) {
 	p := newPlatform(t)
 	ctx := context.Background()
 	p.signUp(t, "bob@example.com", "bob's long password")
-	challenge := func(v string) string { s := sha256.Sum256([]byte(v)); return base64.RawURLEncoding.EncodeToString(s[:]) }
+	challenge := func(v string) string {
+		s := sha256.Sum256([]byte(v))
+		return base64.RawURLEncoding.EncodeToString(s[:])
+	}
 	q := url.Values{"client_id": {idp.CLIClientID}, "redirect_uri": {"http://127.0.0.1:4000/callback"}, "response_type": {"code"},
 		"scope": {"openid"}, "state": {"s1"}}
 
