@@ -155,7 +155,7 @@ func checkPassword(f *fields, pw string) {
 func New(id, customerID, email, name, password string, role Role, now time.Time) (Account, error) {
 	a := Account{
 		ID: id, Email: NormalizeEmail(email), Name: strings.TrimSpace(name), Role: role, CustomerID: customerID,
-		Status: StatusActive, Version: 1, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+		Status: StatusActive, Version: 1, CreatedAt: now.UTC().Truncate(time.Microsecond), UpdatedAt: now.UTC().Truncate(time.Microsecond),
 	}
 	var f fields
 	checkEmail(&f, a.Email)
