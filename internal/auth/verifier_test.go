@@ -34,7 +34,7 @@ type testIssuer struct {
 	fetches atomic.Int32
 }
 
-func newTestIssuer(t *testing.T) *testIssuer {
+func newTestIssuer(t testing.TB) *testIssuer {
 	t.Helper()
 	ti := &testIssuer{keys: map[string]crypto.Signer{}}
 	mux := http.NewServeMux()
@@ -57,14 +57,14 @@ func newTestIssuer(t *testing.T) *testIssuer {
 	return ti
 }
 
-func (ti *testIssuer) addKey(t *testing.T, kid string, k crypto.Signer) {
+func (ti *testIssuer) addKey(t testing.TB, kid string, k crypto.Signer) {
 	t.Helper()
 	ti.mu.Lock()
 	defer ti.mu.Unlock()
 	ti.keys[kid] = k
 }
 
-func rsaKey(t *testing.T) *rsa.PrivateKey {
+func rsaKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -74,7 +74,7 @@ func rsaKey(t *testing.T) *rsa.PrivateKey {
 }
 
 // sign returns a JWT of claims signed with key under kid.
-func sign(t *testing.T, m jwt.SigningMethod, kid string, key any, claims jwt.MapClaims) string {
+func sign(t testing.TB, m jwt.SigningMethod, kid string, key any, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, claims)
 	if kid != "" {
