@@ -95,3 +95,20 @@ func TestGuard(t *testing.T) {
 		})
 	}
 }
+
+func TestGuardAnswers503WhenTheIssuerIsDown(t *testing.T) {
+	ti := newTestIssuer(t)
+	k := rsaKey(t)
+	ti.addKey(t, "k1", k)
+	c := newClock()
+	v := mustNew(t, ti.config(c))
+	tok := sign(t, jwt.SigningMethodRS256, "k1", k, ti.claims(c.now()))
+	ti.srv.Close()
+	r := httptest.NewRequest("GET", "/v1/things", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	v.Guard(Requirement{}, nil, http.NotFoundHandler()).ServeHTTP(w, r)
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" || w.Header().Get("Content-Type") != "application/problem+json" || w.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+}

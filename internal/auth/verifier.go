@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -340,11 +341,20 @@ func claim(c map[string]any, name string) any {
 	return cur
 }
 
-// stringList reads a JSON array of strings or a space-separated string.
+// stringList reads a JSON array of strings, a space-separated string, or
+// the member names of an object (Zitadel's role claim maps each role to the
+// organisations granting it), sorted.
 func stringList(v any) []string {
 	switch v := v.(type) {
 	case string:
 		return strings.Fields(v)
+	case map[string]any:
+		out := make([]string, 0, len(v))
+		for k := range v {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, x := range v {

@@ -405,6 +405,9 @@ func TestRolesFromNestedAndNamespacedClaims(t *testing.T) {
 			m["realm_access"] = map[string]any{"roles": []string{"staff", "offline_access"}}
 		}},
 		{"https://shop.example/roles", func(m jwt.MapClaims) { m["https://shop.example/roles"] = []string{"staff"} }},
+		{"urn:zitadel:iam:org:project:roles", func(m jwt.MapClaims) {
+			m["urn:zitadel:iam:org:project:roles"] = map[string]any{"staff": map[string]any{"123": "shop.example"}}
+		}},
 	} {
 		cfg := ti.config(c)
 		cfg.RolesClaim = tc.claim
