@@ -325,10 +325,27 @@ func TestAuthorizationCodeRulesAndSignInPage(t *testing.T) {
 		}
 		return res
 	}
-	if res := post("nobody@example.com", "whatever password"); res.StatusCode != 401 {
-		t.Fatalf("unknown e-mail: %d", res.StatusCode)
+	if res := post("nobody@example.com", "whatever password"); res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("unknown e-mail: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	for i := range 10 {
+	// A program that asks for JSON gets a problem document.
+	req, _ := http.NewRequest("POST", p.srv.URL+"/login", strings.NewReader(url.Values{"authRequestID": {id}, "email": {"bob@example.com"}, "password": {"not bob's password"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/problem+json")
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prob struct {
+		Status int
+		Detail string
+	}
+	json.NewDecoder(res.Body).Decode(&prob)
+	res.Body.Close()
+	if res.StatusCode != 401 || res.Header.Get("Content-Type") != "application/problem+json" || prob.Status != 401 || prob.Detail != "Wrong e-mail or password." {
+		t.Fatalf("problem answer: %d %s %+v", res.StatusCode, res.Header.Get("Content-Type"), prob)
+	}
+	for i := range 9 { // and the one above
 		if res := post("bob@example.com", "wrong password"); res.StatusCode != 401 {
 			t.Fatalf("wrong password %d: %d", i, res.StatusCode)
 		}
@@ -454,5 +471,58 @@ func TestSigningKeyIsPersistedAndRotated(t *testing.T) {
 	var keys int
 	if err := p.db.Get(&keys, `SELECT COUNT(*) FROM oauth_signing_keys WHERE retired_at IS NULL`); err != nil || keys != 1 {
 		t.Fatalf("%d signing keys not retired (%v)", keys, err)
+	}
+}
+
+// TestKeysRotateWhenDueAndInstancesConverge runs two providers on one
+// database with a short rotation period: each rotation happens once (not
+// once per instance), and both instances publish and sign with the same keys.
+func TestKeysRotateWhenDueAndInstancesConverge(t *testing.T) {
+	p := newPlatform(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := idp.Config{PublicURL: p.srv.URL, Audience: "sagittarius", KeyRotation: 3 * time.Second}
+	var provs []*idp.Provider
+	for range 2 {
+		prov, err := idp.New(ctx, cfg, p.store, p.store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		provs = append(provs, prov)
+		go prov.Run(ctx, 100*time.Millisecond)
+	}
+	kids := func(prov *idp.Provider) string {
+		srv := httptest.NewServer(prov.Handler())
+		defer srv.Close()
+		var jwks struct{ Keys []struct{ Kid string } }
+		getJSON(t, srv.URL+"/oauth/keys", &jwks)
+		var out []string
+		for _, k := range jwks.Keys {
+			out = append(out, k.Kid)
+		}
+		return strings.Join(out, ",")
+	}
+	first := kids(provs[0])
+	if first != kids(provs[1]) {
+		t.Fatalf("instances publish different keys: %s / %s", first, kids(provs[1]))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(kids(provs[0]), ",") < 1 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // both instances have refreshed since
+	a, b := kids(provs[0]), kids(provs[1])
+	if a != b || strings.Count(a, ",") != 1 || !strings.Contains(a, first) {
+		t.Fatalf("after one rotation: %s / %s (first key %s)", a, b, first)
+	}
+	var signing, all int
+	if err := p.db.Get(&signing, `SELECT COUNT(*) FROM oauth_signing_keys WHERE retired_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.db.Get(&all, `SELECT COUNT(*) FROM oauth_signing_keys`); err != nil {
+		t.Fatal(err)
+	}
+	if signing != 1 || all != 2 {
+		t.Fatalf("%d signing keys of %d after rotation by two instances", signing, all)
 	}
 }

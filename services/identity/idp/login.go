@@ -6,11 +6,13 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/sagittarius-a/sagittarius/internal/problem"
 	"github.com/sagittarius-a/sagittarius/services/identity/account"
 )
 
@@ -92,11 +94,18 @@ func (l *login) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.intercept.HandlerFunc(l.submit)(w, r)
 	default:
 		h.Set("Allow", "GET, HEAD, POST")
-		l.render(w, http.StatusMethodNotAllowed, loginData{Error: "Method not allowed."})
+		l.render(w, r, http.StatusMethodNotAllowed, loginData{Error: "Method not allowed."})
 	}
 }
 
-func (l *login) render(w http.ResponseWriter, status int, d loginData) {
+// render writes the page with status. A refusal (status >= 400) asked for
+// with Accept: application/json or application/problem+json (a program
+// driving the form) is written as a problem+json document instead.
+func (l *login) render(w http.ResponseWriter, r *http.Request, status int, d loginData) {
+	if status >= 400 && strings.Contains(r.Header.Get("Accept"), "json") {
+		problem.Write(w, r, problem.New(status, d.Error))
+		return
+	}
 	d.Action = l.cfg.LoginURL
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
@@ -121,45 +130,45 @@ const expired = "This sign-in link is unknown or has expired. Go back to the app
 func (l *login) show(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	if _, ok := l.pending(r, id); !ok {
-		l.render(w, http.StatusBadRequest, loginData{Error: expired})
+		l.render(w, r, http.StatusBadRequest, loginData{Error: expired})
 		return
 	}
-	l.render(w, http.StatusOK, loginData{ID: id})
+	l.render(w, r, http.StatusOK, loginData{ID: id})
 }
 
 func (l *login) submit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
-		l.render(w, http.StatusBadRequest, loginData{Error: "The form could not be read."})
+		l.render(w, r, http.StatusBadRequest, loginData{Error: "The form could not be read."})
 		return
 	}
 	id := r.PostForm.Get("authRequestID")
 	email := account.NormalizeEmail(r.PostForm.Get("email"))
 	password := r.PostForm.Get("password")
 	if _, ok := l.pending(r, id); !ok {
-		l.render(w, http.StatusBadRequest, loginData{Error: expired})
+		l.render(w, r, http.StatusBadRequest, loginData{Error: expired})
 		return
 	}
 	if retry, limited := l.limited(email); limited {
 		w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
-		l.render(w, http.StatusTooManyRequests, loginData{ID: id, Email: email,
+		l.render(w, r, http.StatusTooManyRequests, loginData{ID: id, Email: email,
 			Error: "Too many wrong passwords for this e-mail. Wait a few minutes and try again."})
 		return
 	}
 	a, err := l.authenticate(r.Context(), email, password)
 	if errors.Is(err, account.ErrBadCredentials) {
 		l.fail(email)
-		l.render(w, http.StatusUnauthorized, loginData{ID: id, Email: email, Error: "Wrong e-mail or password."})
+		l.render(w, r, http.StatusUnauthorized, loginData{ID: id, Email: email, Error: "Wrong e-mail or password."})
 		return
 	}
 	if err != nil {
 		l.cfg.Logger.ErrorContext(r.Context(), "sign-in failed", "error", err) // never the password
-		l.render(w, http.StatusServiceUnavailable, loginData{ID: id, Email: email, Error: "Signing in is not possible right now. Try again shortly."})
+		l.render(w, r, http.StatusServiceUnavailable, loginData{ID: id, Email: email, Error: "Signing in is not possible right now. Try again shortly."})
 		return
 	}
 	l.succeed(email)
 	if err := l.store.CompleteAuthRequest(r.Context(), id, a.ID, l.now().UTC()); err != nil {
-		l.render(w, http.StatusBadRequest, loginData{Error: expired})
+		l.render(w, r, http.StatusBadRequest, loginData{Error: expired})
 		return
 	}
 	http.Redirect(w, r, l.callback(r.Context(), id), http.StatusFound)
