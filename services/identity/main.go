@@ -64,15 +64,19 @@ type Config struct {
 
 	// Provisioning (see idp.Provision). The password and secret files hold
 	// one line; an unset file skips that account or client.
-	StaffEmail           string        // IDENTITY_STAFF_EMAIL, default staff@sagittarius.example
-	StaffPasswordFile    string        // IDENTITY_STAFF_PASSWORD_FILE
-	OperatorEmail        string        // IDENTITY_OPERATOR_EMAIL, default operator@sagittarius.example
-	OperatorPasswordFile string        // IDENTITY_OPERATOR_PASSWORD_FILE
-	DemoClientID         string        // IDENTITY_DEMO_CLIENT_ID, default sagittarius-demo
-	DemoClientSecretFile string        // IDENTITY_DEMO_CLIENT_SECRET_FILE
-	MaintenanceInterval  time.Duration // key refresh and sweep: 1m
-	ShutdownGrace        time.Duration // how long in-flight requests may take at shutdown: 10s
-	durationErrs         []error
+	StaffEmail           string // IDENTITY_STAFF_EMAIL, default staff@sagittarius.example
+	StaffPasswordFile    string // IDENTITY_STAFF_PASSWORD_FILE
+	OperatorEmail        string // IDENTITY_OPERATOR_EMAIL, default operator@sagittarius.example
+	OperatorPasswordFile string // IDENTITY_OPERATOR_PASSWORD_FILE
+	DemoClientID         string // IDENTITY_DEMO_CLIENT_ID, default sagittarius-demo
+	DemoClientSecretFile string // IDENTITY_DEMO_CLIENT_SECRET_FILE
+	// KeyEncryptionSecretFile (IDENTITY_KEY_ENCRYPTION_SECRET_FILE) holds a
+	// secret of at least 32 characters that seals the signing keys in the
+	// database (idp.Config.KeyEncryptionSecret); unset: stored in the clear.
+	KeyEncryptionSecretFile string
+	MaintenanceInterval     time.Duration // key refresh and sweep: 1m
+	ShutdownGrace           time.Duration // how long in-flight requests may take at shutdown: 10s
+	durationErrs            []error
 }
 
 // configFrom reads the configuration from getenv, applying defaults.
@@ -84,7 +88,8 @@ func configFrom(getenv func(string) string) Config {
 		StaffEmail: getenv("IDENTITY_STAFF_EMAIL"), StaffPasswordFile: getenv("IDENTITY_STAFF_PASSWORD_FILE"),
 		OperatorEmail: getenv("IDENTITY_OPERATOR_EMAIL"), OperatorPasswordFile: getenv("IDENTITY_OPERATOR_PASSWORD_FILE"),
 		DemoClientID: getenv("IDENTITY_DEMO_CLIENT_ID"), DemoClientSecretFile: getenv("IDENTITY_DEMO_CLIENT_SECRET_FILE"),
-		MaintenanceInterval: time.Minute, ShutdownGrace: 10 * time.Second,
+		KeyEncryptionSecretFile: getenv("IDENTITY_KEY_ENCRYPTION_SECRET_FILE"),
+		MaintenanceInterval:     time.Minute, ShutdownGrace: 10 * time.Second,
 	}
 	def := func(s *string, v string) {
 		if *s == "" {
@@ -164,8 +169,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	var prov idp.Provisioning
-	var errs []error
+	var (
+		prov  idp.Provisioning
+		kekey string
+		errs  []error
+	)
 	for _, s := range []struct {
 		name, path string
 		dst        *string
@@ -173,6 +181,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		{"IDENTITY_STAFF_PASSWORD_FILE", cfg.StaffPasswordFile, &prov.StaffPassword},
 		{"IDENTITY_OPERATOR_PASSWORD_FILE", cfg.OperatorPasswordFile, &prov.OperatorPassword},
 		{"IDENTITY_DEMO_CLIENT_SECRET_FILE", cfg.DemoClientSecretFile, &prov.DemoClientSecret},
+		{"IDENTITY_KEY_ENCRYPTION_SECRET_FILE", cfg.KeyEncryptionSecretFile, &kekey},
 	} {
 		v, err := secret(s.name, s.path)
 		errs = append(errs, err)
@@ -223,7 +232,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	provider, err := idp.New(ctx, idp.Config{
 		PublicURL: cfg.PublicURL, Audience: cfg.Audience, AccessTokenLifetime: cfg.AccessTokenLifetime,
-		KeyRotation: cfg.KeyRotation, Logger: logger,
+		KeyRotation: cfg.KeyRotation, KeyEncryptionSecret: kekey, Logger: logger,
 	}, store, store)
 	if err != nil {
 		return err

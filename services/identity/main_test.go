@@ -132,7 +132,8 @@ func TestRunSignUpSignInAndTheAPI(t *testing.T) {
 		"IDENTITY_PUBLIC_URL", base,
 		"IDENTITY_STAFF_PASSWORD_FILE", write("staff.password", "staff password 1"),
 		"IDENTITY_OPERATOR_PASSWORD_FILE", write("operator.password", "operator password 1"),
-		"IDENTITY_DEMO_CLIENT_SECRET_FILE", write("demo.secret", "demo-secret-0123456789"))
+		"IDENTITY_DEMO_CLIENT_SECRET_FILE", write("demo.secret", "demo-secret-0123456789"),
+		"IDENTITY_KEY_ENCRYPTION_SECRET_FILE", write("kek.secret", "a key-encryption secret of 32+ characters"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testinfra.SyncBuffer{}

@@ -526,3 +526,67 @@ func TestKeysRotateWhenDueAndInstancesConverge(t *testing.T) {
 		t.Fatalf("%d signing keys of %d after rotation by two instances", signing, all)
 	}
 }
+
+func TestSigningKeysSealedAtRest(t *testing.T) {
+	p := newPlatform(t) // its first key is in the clear
+	ctx := context.Background()
+	const secret = "a key-encryption secret of 32+ characters"
+	cfg := idp.Config{PublicURL: p.srv.URL, Audience: "sagittarius", KeyEncryptionSecret: secret}
+	prov, err := idp.New(ctx, cfg, p.store, p.store) // reads the clear key
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.RotateKey(ctx); err != nil { // writes a sealed one
+		t.Fatal(err)
+	}
+	var rows []struct {
+		ID  string `db:"id"`
+		DER []byte `db:"private_der"`
+	}
+	if err := p.db.Select(&rows, `SELECT id, private_der FROM oauth_signing_keys WHERE retired_at IS NULL`); err != nil || len(rows) != 1 {
+		t.Fatalf("%v %v", rows, err)
+	}
+	if !strings.HasPrefix(string(rows[0].DER), "sealed-aes256gcm-v1:") {
+		t.Fatalf("the new key is not sealed: % x", rows[0].DER[:8])
+	}
+	// A restart with the secret signs with the sealed key; without it, or with another, it refuses to start.
+	p.handler.Store(mustNew(t, cfg, p).Handler())
+	tok, err := p.client().ClientCredentials(ctx, demoClient, demoSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(decodeHeader(t, tok.AccessToken), rows[0].ID) {
+		t.Fatalf("token not signed with the sealed key %s: %s", rows[0].ID, decodeHeader(t, tok.AccessToken))
+	}
+	if _, err := p.verifier(t).Verify(ctx, tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range []string{"", "another secret that is long enough, 32+"} {
+		c := cfg
+		c.KeyEncryptionSecret = other
+		if _, err := idp.New(ctx, c, p.store, p.store); err == nil {
+			t.Fatalf("started with key-encryption secret %q", other)
+		}
+	}
+	if _, err := idp.New(ctx, idp.Config{PublicURL: p.srv.URL, Audience: "a", KeyEncryptionSecret: "short"}, p.store, p.store); err == nil {
+		t.Fatal("a short secret was accepted")
+	}
+}
+
+func mustNew(t *testing.T, cfg idp.Config, p *platform) *idp.Provider {
+	t.Helper()
+	prov, err := idp.New(context.Background(), cfg, p.store, p.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prov
+}
+
+func decodeHeader(t *testing.T, jwt string) string {
+	t.Helper()
+	h, err := base64.RawURLEncoding.DecodeString(strings.Split(jwt, ".")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}

@@ -23,6 +23,7 @@ import (
 // until they expire. It is safe for concurrent use.
 type keyManager struct {
 	store   Store
+	seal    sealer
 	rotate  time.Duration // a signing key older than this is replaced
 	retain  time.Duration // a retired key stays published this long
 	now     func() time.Time
@@ -62,7 +63,7 @@ func (m *keyManager) refresh(ctx context.Context) error {
 		return err
 	}
 	if current := newestSigning(keys); current == nil || now.Sub(current.CreatedAt) >= m.rotate {
-		k, err := newStoredKey(now)
+		k, err := m.newKey(now)
 		if err != nil {
 			return err
 		}
@@ -84,7 +85,11 @@ func (m *keyManager) refresh(ctx context.Context) error {
 		if !k.RetiredAt.IsZero() && now.Sub(k.RetiredAt) > m.retain {
 			continue
 		}
-		priv, err := x509.ParsePKCS8PrivateKey(k.PrivateDER)
+		der, err := m.seal.open(k.ID, k.PrivateDER)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", k.ID, err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return fmt.Errorf("signing key %s: %w", k.ID, err)
 		}
@@ -133,6 +138,16 @@ func newStoredKey(now time.Time) (StoredKey, error) {
 	}
 	sum := sha256.Sum256(pub)
 	return StoredKey{ID: base64.RawURLEncoding.EncodeToString(sum[:16]), Algorithm: string(jose.RS256), PrivateDER: der, CreatedAt: now}, nil
+}
+
+// newKey returns a new key, sealed when a key-encryption secret is set.
+func (m *keyManager) newKey(now time.Time) (StoredKey, error) {
+	k, err := newStoredKey(now)
+	if err != nil {
+		return StoredKey{}, err
+	}
+	k.PrivateDER, err = m.seal.seal(k.ID, k.PrivateDER)
+	return k, err
 }
 
 func (m *keyManager) signingKey() (*signingKey, []op.Key) {

@@ -33,6 +33,11 @@ type Config struct {
 	// KeyRotation: a signing key is replaced when it is this old, 30 days.
 	// The replaced key stays in the JWKS for AccessTokenLifetime + 1h.
 	KeyRotation time.Duration
+	// KeyEncryptionSecret, when set (at least 32 characters), seals the
+	// signing keys in the database with AES-256-GCM: reading the database
+	// is then not enough to mint tokens. Keys stored before it was set stay
+	// readable; keys sealed with it need it at every start.
+	KeyEncryptionSecret string
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 
@@ -83,7 +88,11 @@ func New(ctx context.Context, cfg Config, store Store, accounts Accounts) (*Prov
 	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	keys := &keyManager{store: store, rotate: cfg.KeyRotation, retain: cfg.AccessTokenLifetime + time.Hour, now: time.Now}
+	seal, err := newSealer(cfg.KeyEncryptionSecret)
+	if err != nil {
+		return nil, err
+	}
+	keys := &keyManager{store: store, seal: seal, rotate: cfg.KeyRotation, retain: cfg.AccessTokenLifetime + time.Hour, now: time.Now}
 	if err := keys.refresh(ctx); err != nil {
 		return nil, fmt.Errorf("idp: signing keys: %w", err)
 	}
@@ -170,7 +179,7 @@ func (p *Provider) Run(ctx context.Context, interval time.Duration) error {
 // who suspects it leaked. Other instances pick the new key up within their
 // Run interval; verifiers fetch it on the first token naming it.
 func (p *Provider) RotateKey(ctx context.Context) error {
-	k, err := newStoredKey(time.Now().UTC())
+	k, err := p.keys.newKey(time.Now().UTC())
 	if err != nil {
 		return err
 	}
