@@ -590,3 +590,5 @@ func decodeHeader(t *testing.T, jwt string) string {
 	}
 	return string(h)
 }
+
+func decode(res *http.Response, dst any) error { return json.NewDecoder(res.Body).Decode(dst) }
