@@ -136,11 +136,11 @@ func (ks *keySet) refreshInBackground() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		ks.fetch.Lock()
+		defer ks.fetch.Unlock()
 		err := ks.load(ctx)
-		ks.fetch.Unlock()
 		ks.mu.Lock()
 		ks.background = false
-		ks.attemptedAt = ks.cfg.Now()
+		ks.attemptedAt = ks.cfg.Now() // under fetch: a waiting refresh sees this attempt
 		if err != nil {
 			ks.lastErr = err // keep the keys we have; try again after the cool-down
 		}
