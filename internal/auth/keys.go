@@ -141,9 +141,7 @@ func (ks *keySet) refreshInBackground() {
 		ks.mu.Lock()
 		ks.background = false
 		ks.attemptedAt = ks.cfg.Now() // under fetch: a waiting refresh sees this attempt
-		if err != nil {
-			ks.lastErr = err // keep the keys we have; try again after the cool-down
-		}
+		ks.lastErr = err              // on failure the keys we have stay; next try after the cool-down
 		ks.mu.Unlock()
 	}()
 }
