@@ -116,7 +116,11 @@ func (ks *keySet) refresh(ctx context.Context, now time.Time) error {
 	if !attempted.IsZero() && now.Sub(attempted) < ks.cfg.KeyRefreshCooldown {
 		return lastErr // nil: the keys were fetched within the cool-down; the caller looks again
 	}
-	err := ks.load(ctx)
+	// The fetch outlives a cancelled request: its result serves everyone
+	// for the cool-down, so one client hanging up must not make it fail.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	err := ks.load(fctx)
 	ks.mu.Lock()
 	ks.attemptedAt = ks.cfg.Now()
 	ks.lastErr = err
