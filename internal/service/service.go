@@ -337,7 +337,27 @@ func (p *Process) handler(api API) (http.Handler, error) {
 		opts.WithRequestID = eventbus.WithCorrelationID
 		opts.WithTraceparent = eventbus.WithTraceparent
 	}
-	return httpkit.Stack(h, opts), nil
+	return live(httpkit.Stack(h, opts)), nil
+}
+
+// LivePath answers 200 while the process serves HTTP, whatever its database
+// and broker do: the liveness probe (Kubernetes restarts a container whose
+// liveness fails, and restarting never cures a broker outage). GET /health is
+// the readiness check.
+const LivePath = "/health/live"
+
+// live answers GET and HEAD LivePath itself, unlogged (probes come every few
+// seconds), and passes every other request to next.
+func live(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == LivePath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = io.WriteString(w, `{"status":"up"}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // neverDB returns a database handle that never connects (until used, which

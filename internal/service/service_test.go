@@ -231,6 +231,11 @@ func TestRun(t *testing.T) {
 			t.Errorf("GET %s: %d (X-Request-Id %q), want %d", path, resp.StatusCode, resp.Header.Get("X-Request-Id"), want)
 		}
 	}
+	if resp, err := http.Get("http://" + addr + service.LivePath); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET %s: %v %v", service.LivePath, resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	if q := testinfra.Queue(t, vhost, "test.widgets"); !q.Durable {
 		t.Errorf("queue %+v", q)
 	}

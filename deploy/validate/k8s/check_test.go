@@ -181,8 +181,8 @@ func TestBrokenManifestsFail(t *testing.T) {
 			}, nil},
 		{"liveness on /health", "livenessProbe on /health",
 			func() string {
-				return edit(t, good, "Deployment", "orders", "livenessProbe:\n          failureThreshold: 3\n          periodSeconds: 10\n          tcpSocket:\n            port: http",
-					"livenessProbe:\n          failureThreshold: 3\n          periodSeconds: 10\n          httpGet:\n            path: /health\n            port: http")
+				return edit(t, good, "Deployment", "orders", "livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /health/live\n            port: http",
+					"livenessProbe:\n          failureThreshold: 3\n          httpGet:\n            path: /health\n            port: http")
 			}, nil},
 		{"no startup probe", "no startupProbe",
 			func() string {
