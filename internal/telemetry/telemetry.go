@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -150,11 +151,13 @@ func (t *T) TracerProvider() trace.TracerProvider {
 }
 
 // Shutdown flushes the spans not yet exported and stops the exporter,
-// within ctx. It returns nil when tracing is off.
+// within ctx and at most 5 seconds. It returns nil when tracing is off.
 func (t *T) Shutdown(ctx context.Context) error {
 	if t.tp == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	return t.tp.Shutdown(ctx)
 }
 

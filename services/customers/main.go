@@ -26,6 +26,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
+	"github.com/sagittarius-a/sagittarius/internal/telemetry"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/customers/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/customers/mysql"
@@ -104,7 +105,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", customerevents.Service)
+	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stdout, nil))).With("service", customerevents.Service)
 	if cfg.PprofAddr != "" {
 		prof, err := profiling.Start(cfg.PprofAddr, logger)
 		if err != nil {
@@ -118,12 +119,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer db.Close()
+	// Observability (internal/telemetry): /metrics, and traces when OTEL_* say where.
+	tel, err := telemetry.New(ctx, telemetry.Config{Service: customerevents.Service, Getenv: getenv, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	if err := tel.InstrumentDB(db, "customers"); err != nil {
+		return err
+	}
 	if err := mysql.Migrate(ctx, db, logger); err != nil {
 		return err
 	}
 
-	bus, err := eventbus.New(eventbus.Config{URL: cfg.AMQPURL, Service: customerevents.Service, QueueType: cfg.QueueType, Logger: logger})
+	bus, err := eventbus.New(tel.BusConfig(eventbus.Config{URL: cfg.AMQPURL, Service: customerevents.Service, QueueType: cfg.QueueType, Logger: logger}))
 	if err != nil {
+		return err
+	}
+	if err := tel.ObserveBus(bus); err != nil {
 		return err
 	}
 	if err := bus.Publishes(customerevents.All...); err != nil {
@@ -149,11 +162,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if _, err := contracts.Mount(routes, api.Contract(bus), base.Join("customers", "v1")); err != nil {
 		return err
 	}
-	handler := httpkit.Stack(routes, httpkit.Options{
+	handler := tel.Middleware(httpkit.Stack(routes, httpkit.Options{
 		Logger:          logger,
 		WithRequestID:   eventbus.WithCorrelationID,
 		WithTraceparent: eventbus.WithTraceparent,
-	})
+	}))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err

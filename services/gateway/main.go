@@ -27,6 +27,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
+	"github.com/sagittarius-a/sagittarius/internal/telemetry"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -110,7 +111,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "gateway")
+	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stdout, nil))).With("service", "gateway")
 	if cfg.PprofAddr != "" {
 		prof, err := profiling.Start(cfg.PprofAddr, logger)
 		if err != nil {
@@ -118,12 +119,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		defer prof.Close()
 	}
+	// Observability (internal/telemetry): /metrics, and traces when OTEL_* say where.
+	tel, err := telemetry.New(ctx, telemetry.Config{Service: "gateway", Getenv: getenv, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
 	base, _ := hal.NewBase(cfg.PublicBaseURL) // checked by Validate
 	docs, err := portal.New(manifests.FS, "/docs")
 	if err != nil {
 		return err
 	}
-	pcfg := proxy.Config{Base: base, Logger: logger, Docs: docs}
+	pcfg := proxy.Config{Base: base, Logger: logger, Docs: docs, WrapTransport: tel.UpstreamTransport}
 	for _, s := range services {
 		u, _ := url.Parse(cfg.Upstreams[s.dir]) // checked by Validate
 		pcfg.Upstreams = append(pcfg.Upstreams, proxy.Upstream{Dir: s.dir, Name: s.name, URL: u})
@@ -132,7 +139,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	handler := httpkit.Stack(gw, httpkit.Options{Logger: logger})
+	handler := tel.Middleware(httpkit.Stack(gw, httpkit.Options{Logger: logger}))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err

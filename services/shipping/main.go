@@ -28,6 +28,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
+	"github.com/sagittarius-a/sagittarius/internal/telemetry"
 	"github.com/sagittarius-a/sagittarius/services/shipping/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/shipping/httpapi"
 	shipmysql "github.com/sagittarius-a/sagittarius/services/shipping/mysql"
@@ -102,7 +103,7 @@ func (c config) Validate() error {
 // run starts the service and blocks until ctx is cancelled (then shuts down gracefully) or a part
 // of it fails.
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	logger := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", shipmentevents.Service)
+	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(stdout, nil))).With("service", shipmentevents.Service)
 	cfg := configFrom(getenv)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -123,12 +124,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer db.Close()
+	// Observability (internal/telemetry): /metrics, and traces when OTEL_* say where.
+	tel, err := telemetry.New(ctx, telemetry.Config{Service: shipmentevents.Service, Getenv: getenv, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	if err := tel.InstrumentDB(db, "shipping"); err != nil {
+		return err
+	}
 	if err := shipmysql.Migrate(ctx, db, logger); err != nil {
 		return err
 	}
 
-	bus, err := eventbus.New(eventbus.Config{URL: cfg.AMQPURL, Service: shipmentevents.Service, QueueType: cfg.QueueType, Logger: logger})
+	bus, err := eventbus.New(tel.BusConfig(eventbus.Config{URL: cfg.AMQPURL, Service: shipmentevents.Service, QueueType: cfg.QueueType, Logger: logger}))
 	if err != nil {
+		return err
+	}
+	if err := tel.ObserveBus(bus); err != nil {
 		return err
 	}
 	if err := bus.Publishes(shipmentevents.All...); err != nil {
@@ -156,11 +169,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		"mysql":    db.PingContext,
 		"rabbitmq": func(context.Context) error { return bus.Healthy() },
 	}))
-	srv := httpkit.NewServer(httpkit.Stack(routes, httpkit.Options{
+	srv := httpkit.NewServer(tel.Middleware(httpkit.Stack(routes, httpkit.Options{
 		Logger:          logger,
 		WithRequestID:   eventbus.WithCorrelationID,
 		WithTraceparent: eventbus.WithTraceparent,
-	}))
+	})))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return err
