@@ -150,6 +150,15 @@ func (t *T) TracerProvider() trace.TracerProvider {
 	return t.tp
 }
 
+// Flush exports the spans ended so far, within ctx. It returns nil when
+// tracing is off.
+func (t *T) Flush(ctx context.Context) error {
+	if t.tp == nil {
+		return nil
+	}
+	return t.tp.ForceFlush(ctx)
+}
+
 // Shutdown flushes the spans not yet exported and stops the exporter,
 // within ctx and at most 5 seconds. It returns nil when tracing is off.
 func (t *T) Shutdown(ctx context.Context) error {
