@@ -111,7 +111,8 @@ type proc struct {
 // a fresh database, all in a fresh vhost, and waits until every /health is
 // 200. Everything is stopped (SIGTERM, then SIGKILL after 20 s) and removed
 // when the test ends; on failure the end of each service's log is printed.
-func startCluster(t *testing.T) *Cluster {
+// extraEnv (NAME=value) is added to every process's environment.
+func startCluster(t *testing.T, extraEnv ...string) *Cluster {
 	t.Helper()
 	env := testinfra.RequireInfra(t)
 	services := readServices(t, env.Root)
@@ -139,7 +140,7 @@ func startCluster(t *testing.T) *Cluster {
 	var upstreams []string
 	for _, s := range services {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[s.dir])
-		vars := []string{"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + c.Gateway}
+		vars := append([]string{"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + c.Gateway}, extraEnv...)
 		if s.name == "-" {
 			continue
 		}
@@ -152,6 +153,7 @@ func startCluster(t *testing.T) *Cluster {
 	for _, s := range services {
 		if s.name == "-" {
 			vars := append([]string{"HTTP_ADDR=" + fmt.Sprintf("127.0.0.1:%d", ports[s.dir]), "PUBLIC_BASE_URL=" + c.Gateway}, upstreams...)
+			vars = append(vars, extraEnv...)
 			c.start(t, bin, s.dir, logDir, vars)
 		}
 	}
