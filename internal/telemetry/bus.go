@@ -72,7 +72,9 @@ func (t *T) BusObserver() eventbus.Observer { return t.bus }
 // BusConfig returns cfg with the bus's Observer (metrics) and, when tracing
 // is on, its TracerProvider set.
 func (t *T) BusConfig(cfg eventbus.Config) eventbus.Config {
-	cfg.Observer = t.bus
+	if !t.metricsOff {
+		cfg.Observer = t.bus
+	}
 	if t.tp != nil {
 		cfg.TracerProvider = t.tp
 	}
@@ -85,6 +87,9 @@ func (t *T) BusConfig(cfg eventbus.Config) eventbus.Config {
 // dead-letter queue, bounded to 2 s; omitted while disconnected). Call it
 // once per bus.
 func (t *T) ObserveBus(b *eventbus.Bus) error {
+	if t.metricsOff {
+		return nil
+	}
 	if err := t.reg.Register(&busCollector{b: b, log: t}); err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}

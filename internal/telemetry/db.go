@@ -20,6 +20,9 @@ import (
 // query on eventbus_outbox (bounded to 2 s; omitted when it fails). Call it
 // once per database.
 func (t *T) InstrumentDB(db *sqlx.DB, name string) error {
+	if t.metricsOff {
+		return nil
+	}
 	if err := t.reg.Register(collectors.NewDBStatsCollector(db.DB, name)); err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}

@@ -69,8 +69,11 @@ func methodLabel(m string) string {
 //     traceparent header is replaced by the span's, so that httpkit.RequestID
 //     hands it on (eventbus.WithTraceparent) and proxies forward it.
 func (t *T) Middleware(next http.Handler) http.Handler {
+	if t.metricsOff && t.tracer == nil {
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == MetricsPath {
+		if r.URL.Path == MetricsPath && !t.metricsOff {
 			t.metrics.ServeHTTP(w, r)
 			return
 		}
@@ -96,9 +99,11 @@ func (t *T) Middleware(next http.Handler) http.Handler {
 			if rt == "" {
 				rt = RouteUnmatched
 			}
-			m := methodLabel(r.Method)
-			t.http.requests.WithLabelValues(rt, m, strconv.Itoa(code)).Inc()
-			t.http.duration.WithLabelValues(rt, m).Observe(time.Since(start).Seconds())
+			if !t.metricsOff {
+				m := methodLabel(r.Method)
+				t.http.requests.WithLabelValues(rt, m, strconv.Itoa(code)).Inc()
+				t.http.duration.WithLabelValues(rt, m).Observe(time.Since(start).Seconds())
+			}
 			if span != nil {
 				span.SetName(r.Method + " " + rt)
 				span.SetAttributes(attribute.String("http.route", rt), attribute.Int("http.response.status_code", code))
@@ -174,6 +179,9 @@ func newUpstreamMetrics() upstreamMetrics {
 // context replaces the request's traceparent header. Its signature is
 // proxy.Config.WrapTransport's.
 func (t *T) UpstreamTransport(dir string, rt http.RoundTripper) http.RoundTripper {
+	if t.metricsOff && t.tracer == nil {
+		return rt
+	}
 	return &upstreamTransport{t: t, dir: dir, rt: rt, duration: t.up.duration.WithLabelValues(dir)}
 }
 
@@ -202,9 +210,14 @@ func (u *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	start := time.Now()
 	res, err := u.rt.RoundTrip(req)
-	u.duration.Observe(time.Since(start).Seconds())
+	count := !u.t.metricsOff
+	if count {
+		u.duration.Observe(time.Since(start).Seconds())
+	}
 	if err != nil {
-		u.t.up.errors.WithLabelValues(u.dir, errorReason(req.Context(), err)).Inc()
+		if count {
+			u.t.up.errors.WithLabelValues(u.dir, errorReason(req.Context(), err)).Inc()
+		}
 		if span != nil {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
@@ -212,7 +225,9 @@ func (u *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		return nil, err
 	}
-	u.t.up.requests.WithLabelValues(u.dir, strconv.Itoa(res.StatusCode)).Inc()
+	if count {
+		u.t.up.requests.WithLabelValues(u.dir, strconv.Itoa(res.StatusCode)).Inc()
+	}
 	if span != nil {
 		span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
 		if res.StatusCode >= 500 {

@@ -17,10 +17,16 @@
 // Middleware). Every series carries the constant label service (the service
 // name, or "gateway"), so series stay apart however they are scraped.
 //
+// SAGITTARIUS_METRICS=off turns every metric off (no /metrics, no counting):
+// it exists to measure what metrics cost (cmd/bench -suite observability).
+//
 // Tracing is on only when the standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
 // OTEL_EXPORTER_OTLP_ENDPOINT says where to export (OTLP over HTTP/protobuf);
-// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose the sampler (default
-// parentbased_always_on); OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose the sampler; unset,
+// the platform's default is parentbased_traceidratio with ratio 0.1 (or
+// OTEL_TRACES_SAMPLER_ARG): a request that arrives with a sampled
+// traceparent is always traced, one without is traced one time in ten.
+// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
 // turn it off. Off, no span is created at all: the bus and the middleware
 // skip tracing entirely. Context propagates as W3C traceparent.
 package telemetry
@@ -73,6 +79,8 @@ type T struct {
 	http httpMetrics
 	up   upstreamMetrics
 	bus  *busObserver
+
+	metricsOff bool // SAGITTARIUS_METRICS=off: no metrics at all (to measure their cost)
 }
 
 // New sets up the registry (Go and process collectors, the HTTP and event
@@ -115,6 +123,9 @@ func New(ctx context.Context, cfg Config) (*T, error) {
 		}
 	}
 	t.bus.unhandled = t.bus.consumed.WithLabelValues("", "unhandled")
+	if cfg.Getenv != nil && cfg.Getenv("SAGITTARIUS_METRICS") == "off" {
+		t.metricsOff = true
+	}
 
 	tp, err := newTracerProvider(ctx, cfg)
 	if err != nil {

@@ -291,3 +291,48 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("traces endpoint %q", got)
 	}
 }
+
+// TestDefaultSampler: unset, one new trace in ten is sampled, and a trace
+// whose parent was sampled always is.
+func TestDefaultSampler(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tel, err := telemetry.New(context.Background(), telemetry.Config{Service: "test.sampler", Exporter: exp, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tel.Shutdown(context.Background())
+	tr := tel.TracerProvider().Tracer("test")
+	roots := 0
+	for range 2000 {
+		_, s := tr.Start(context.Background(), "root")
+		if s.SpanContext().IsSampled() {
+			roots++
+		}
+		s.End()
+	}
+	if roots < 120 || roots > 300 {
+		t.Errorf("%d of 2000 new traces sampled, want about %v", roots, 2000*telemetry.DefaultSampleRatio)
+	}
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true})
+	for range 100 {
+		_, s := tr.Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "child")
+		if !s.SpanContext().IsSampled() {
+			t.Fatal("a child of a sampled parent was not sampled")
+		}
+		s.End()
+	}
+}
+
+// TestMetricsOff: SAGITTARIUS_METRICS=off leaves the bus without observer
+// and serves no /metrics.
+func TestMetricsOff(t *testing.T) {
+	tel := newTelemetry(t, "test.off", func(k string) string { return map[string]string{"SAGITTARIUS_METRICS": "off"}[k] })
+	if tel.BusConfig(eventbus.Config{}).Observer != nil {
+		t.Error("bus observer set")
+	}
+	rec := httptest.NewRecorder()
+	tel.Middleware(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("/metrics: %d", rec.Code)
+	}
+}

@@ -76,12 +76,20 @@ func newTracerProvider(ctx context.Context, cfg Config) (*sdktrace.TracerProvide
 	), nil
 }
 
+// DefaultSampleRatio is the ratio of new traces sampled when
+// OTEL_TRACES_SAMPLER is not set.
+const DefaultSampleRatio = 0.1
+
 // samplerFrom reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (the
-// OpenTelemetry specification's values). Default parentbased_always_on.
+// OpenTelemetry specification's values). Unset, it is
+// parentbased_traceidratio with DefaultSampleRatio (or the ARG).
 func samplerFrom(getenv func(string) string) (sdktrace.Sampler, error) {
 	name := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER"))
 	arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
 	ratio := 1.0
+	if name == "" {
+		name, ratio = "parentbased_traceidratio", DefaultSampleRatio
+	}
 	if strings.HasSuffix(name, "traceidratio") && arg != "" {
 		r, err := strconv.ParseFloat(arg, 64)
 		if err != nil || r < 0 || r > 1 {
@@ -90,7 +98,7 @@ func samplerFrom(getenv func(string) string) (sdktrace.Sampler, error) {
 		ratio = r
 	}
 	switch name {
-	case "", "parentbased_always_on":
+	case "parentbased_always_on":
 		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
 	case "parentbased_always_off":
 		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
