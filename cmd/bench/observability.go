@@ -28,22 +28,34 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/telemetry"
 )
 
 // obsConfig is the load of the observability suite.
 type obsConfig struct {
-	clients int // concurrent closed-loop clients
-	repeat  int // rounds of the three modes
+	clients int  // concurrent closed-loop clients
+	repeat  int  // rounds of the three modes
+	bus     bool // also the bus part
+
+	// busConfig, when set, instruments every bus the bench starts
+	// (startBus): the observed side of the bus part.
+	busConfig func(eventbus.Config) eventbus.Config
 }
 
 // obsFlags registers the suite's flags.
 func obsFlags(fs *flag.FlagSet, c *obsConfig) {
 	fs.IntVar(&c.clients, "obs-clients", 32, "observability: concurrent closed-loop clients of each saga run")
 	fs.IntVar(&c.repeat, "obs-repeat", 1, "observability: rounds of the three modes (alternating their order); medians are reported")
+	fs.BoolVar(&c.bus, "obs-bus", true, "observability: also the bus part (consuming and skipping with metrics and every span against neither; -messages, -repeat)")
 }
 
 // otlpSink accepts OTLP/HTTP trace exports and counts them.
@@ -88,6 +100,11 @@ func benchObservability(ctx context.Context, cfg config) error {
 		{"off", "metrics and traces off", []string{"SAGITTARIUS_METRICS=off"}},
 		{"default", "metrics on, traces at the default sampling", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.url}},
 		{"all", "metrics on, every trace sampled", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + sink.url, "OTEL_TRACES_SAMPLER=parentbased_always_on"}},
+	}
+	if cfg.obs.bus {
+		if err := obsBus(ctx, cfg, sink); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
 	}
 	runs := make([][]obsRun, len(modes))
 	fmt.Fprintf(cfg.out, "\nobservability: the saga with %d clients on a fresh platform per mode, %d round(s)\n", cfg.obs.clients, cfg.obs.repeat)
@@ -173,4 +190,89 @@ func obsSaga(ctx context.Context, cfg config, sink *otlpSink) (r obsRun, err err
 		r.otlpBytes = float64(sink.bytes.Load()-bytesBefore) / n
 	}
 	return r, nil
+}
+
+// obsBus compares the bus consuming a typed event, and skipping events no
+// handler wants, with metrics on and every span exported (to the sink),
+// against the same bus with neither: the ratio is observed/plain.
+func obsBus(ctx context.Context, cfg config, sink *otlpSink) error {
+	url, dropVhost, err := newVhost(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("vhost: %w", err)
+	}
+	defer dropVhost()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	if err := ch.ExchangeDeclare(eventbus.Exchange, "fanout", true, false, false, false, nil); err != nil {
+		return err
+	}
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_SAMPLER": "always_on"}
+	tel, err := telemetry.New(ctx, telemetry.Config{Service: "bench.consumer", Logger: cfg.log,
+		Getenv: func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return os.Getenv(k)
+		}})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	fill := func(et eventbus.EventType[benchEntity]) error {
+		if _, err := ch.QueueDeclare("bench.consumer", true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {
+			return err
+		}
+		msgs, err := makeMessages(ctx, et, cfg.messages, cfg.size)
+		if err != nil {
+			return err
+		}
+		_, err = plainPublish(ch, "", "bench.consumer", msgs, cfg.inflight)
+		return err
+	}
+	run := func(et eventbus.EventType[benchEntity], observed bool, count func(eventbus.Stats) uint64) func() (float64, error) {
+		return func() (float64, error) {
+			if err := fill(et); err != nil {
+				return 0, err
+			}
+			c := cfg
+			if observed {
+				c.obs.busConfig = tel.BusConfig
+			}
+			return busConsume(ctx, c, url, benchHappened, cfg.messages, count)
+		}
+	}
+	handled := func(s eventbus.Stats) uint64 { return s.Handled }
+	skipped := func(s eventbus.Stats) uint64 { return s.Unhandled }
+	fmt.Fprintf(cfg.out, "\nobservability of the bus: %d messages of ~%d bytes per run, prefetch %d, median of %d runs\n",
+		cfg.messages, cfg.size, cfg.prefetch, cfg.repeat)
+	var results []result
+	for _, c := range []struct {
+		name string
+		et   eventbus.EventType[benchEntity]
+		n    func(eventbus.Stats) uint64
+	}{
+		{"bus consume, metrics + every span", benchHappened, handled},
+		{"bus skip of unhandled events, metrics on", benchIgnored, skipped},
+	} {
+		r, err := compare(cfg, c.name, "the same, observability off", 0.95, run(c.et, false, c.n), run(c.et, true, c.n))
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if _, err := ch.QueueDelete("bench.consumer", false, false, false); err != nil {
+		return err
+	}
+	printResults(cfg.out, "bus with observability against without", results)
+	return nil
 }
