@@ -1,0 +1,50 @@
+package eventbus
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestTraceparentRoundTrip(t *testing.T) {
+	for _, tp := range []string{
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+	} {
+		sc := parseTraceparent(tp)
+		if !sc.IsValid() || !sc.IsRemote() {
+			t.Fatalf("%s: invalid %v", tp, sc)
+		}
+		if got := formatTraceparent(sc); got != tp {
+			t.Errorf("format(parse(%s)) = %s", tp, got)
+		}
+	}
+	for _, bad := range []string{"", "00-xyz", "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01"} {
+		if parseTraceparent(bad).IsValid() {
+			t.Errorf("%q parsed as valid", bad)
+		}
+	}
+}
+
+// TestTraceparentPrefersTheSpan: the context's OpenTelemetry span wins over
+// a traceparent stored by WithTraceparent, and a child keeps the trace id
+// and the sampled flag of its parent.
+func TestTraceparentPrefersTheSpan(t *testing.T) {
+	stored := "00-11111111111111111111111111111111-2222222222222222-01"
+	ctx := WithTraceparent(context.Background(), stored)
+	if got := Traceparent(ctx); got != stored {
+		t.Fatalf("Traceparent = %s, want the stored %s", got, stored)
+	}
+	span := parseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+	ctx = trace.ContextWithSpanContext(ctx, span)
+	if got := Traceparent(ctx); got != formatTraceparent(span) {
+		t.Errorf("Traceparent = %s, want the span's", got)
+	}
+	child := childTraceparent(Traceparent(ctx))
+	if !strings.HasPrefix(child, "00-4bf92f3577b34da6a3ce929d0e0e4736-") || !strings.HasSuffix(child, "-00") || child[36:52] == "00f067aa0ba902b7" {
+		t.Errorf("child %s: want the parent's trace and flags, a new span id", child)
+	}
+}
