@@ -294,4 +294,90 @@ func TestOneTracePerOrder(t *testing.T) {
 			t.Errorf("%s processed message %s, the publish span sent %s", svc, got, placedPublish.attrs["messaging.message.id"])
 		}
 	}
+
+	t.Run("every process serves its metrics on its own port", func(t *testing.T) { testMetricsEndpoints(t, c) })
+}
+
+// testMetricsEndpoints reads /metrics of every service on its own port
+// after a saga, and checks the families operators and alerts rely on, with
+// non-zero event counters; and that the gateway does not proxy them.
+func testMetricsEndpoints(t *testing.T, c *Cluster) {
+	scrape := func(base string) string {
+		t.Helper()
+		res, err := httpClient.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s/metrics: %d", base, res.StatusCode)
+		}
+		return string(b)
+	}
+	// value returns the sum of the samples of the series whose line starts
+	// with prefix (name and the first labels, in Prometheus' sorted order).
+	value := func(text, prefix string) float64 {
+		sum := 0.0
+		for _, l := range strings.Split(text, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				var v float64
+				if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err == nil {
+					sum += v
+				}
+			}
+		}
+		return sum
+	}
+	for dir, base := range c.Direct {
+		text := scrape(base)
+		for _, family := range []string{"sagittarius_events_published_total", "sagittarius_outbox_pending", "sagittarius_outbox_oldest_age_seconds",
+			"sagittarius_dead_letter_messages", "sagittarius_broker_connected 1", "sagittarius_broker_reconnections_total",
+			"sagittarius_http_requests_total", "sagittarius_http_request_duration_seconds_bucket", "go_sql_open_connections", "go_goroutines", "process_cpu_seconds_total"} {
+			name, _, _ := strings.Cut(family, " ")
+			found := false
+			for _, l := range strings.Split(text, "\n") {
+				if strings.HasPrefix(l, name) && (!strings.Contains(family, " ") || strings.HasSuffix(l, " 1")) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s /metrics: no %s", dir, family)
+			}
+		}
+		if v := value(text, "sagittarius_events_published_total{"); v == 0 {
+			t.Errorf("%s published no event", dir)
+		}
+		if dir != "customers" && dir != "catalog" { // they only publish
+			if v := value(text, `sagittarius_events_consumed_total{outcome="handled"`); v == 0 {
+				t.Errorf("%s handled no event", dir)
+			}
+		}
+		if v := value(text, `sagittarius_events_consumed_total{outcome="unhandled"`); v == 0 {
+			t.Errorf("%s counted no unhandled delivery", dir)
+		}
+		if strings.Contains(text, `route="/v1/orders/`+"\x22") || strings.Contains(text, "route=\"/v1/orders/1") {
+			t.Errorf("%s: a raw path in a route label", dir)
+		}
+		if res, err := httpClient.Get(c.Gateway + "/" + dir + "/metrics"); err != nil {
+			t.Fatal(err)
+		} else {
+			res.Body.Close()
+			if res.StatusCode != http.StatusNotFound {
+				t.Errorf("GET gateway /%s/metrics: %d, want 404", dir, res.StatusCode)
+			}
+		}
+	}
+	orders := scrape(c.Direct["orders"])
+	if v := value(orders, `sagittarius_http_requests_total{code="201",method="POST",route="/v1/orders"`); v == 0 {
+		t.Errorf("orders: no POST /v1/orders counted by its route template")
+	}
+	gw := scrape(c.Gateway)
+	if v := value(gw, `sagittarius_gateway_upstream_requests_total{code="201"`); v == 0 {
+		t.Errorf("gateway: no upstream 201 counted")
+	}
+	if v := value(gw, `sagittarius_http_requests_total{code="201",method="POST",route="/orders/*"`); v == 0 {
+		t.Errorf("gateway: no POST /orders/* counted")
+	}
 }
