@@ -143,12 +143,13 @@ func (b *Bus) startPublish(m *Message, p *amqp.Publishing) trace.Span {
 	if sc := parseTraceparent(m.Headers[HeaderTraceparent]); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	_, span := b.tracer.Start(ctx, "publish "+m.Type,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(systemRabbitMQ, attrDestination.String(Exchange),
+	_, span := b.tracer.Start(ctx, "publish "+m.Type, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes only for spans that are kept: most are not, at the default sampling
+		span.SetAttributes(systemRabbitMQ, attrDestination.String(Exchange),
 			attrOperation.String("publish"), attrOperationType.String("send"), attrOperationName.String("publish"),
 			attrMessageID.String(m.ID), attrConversationID.String(m.Headers[HeaderCorrelationID]),
-			attrEventType.String(m.Type), attrBodySize.Int(len(m.Body))))
+			attrEventType.String(m.Type), attrBodySize.Int(len(m.Body)))
+	}
 	if sc := span.SpanContext(); sc.IsValid() {
 		p.Headers[HeaderTraceparent] = formatTraceparent(sc)
 	}
@@ -171,19 +172,27 @@ func (b *Bus) startProcess(ctx context.Context, d *amqp.Delivery, attempt int) (
 	if sc := parseTraceparent(headerString(d.Headers, HeaderTraceparent)); sc.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
-	attrs := []attribute.KeyValue{systemRabbitMQ, attrDestination.String(d.Exchange),
+	ctx, span := b.tracer.Start(ctx, "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	if !span.IsRecording() { // sampled out: no attributes to build
+		return ctx, span
+	}
+	span.SetAttributes(systemRabbitMQ, attrDestination.String(d.Exchange),
 		attrOperation.String("process"), attrOperationType.String("process"), attrOperationName.String("process"),
 		attrConsumerGroup.String(b.cfg.Service), attrMessageID.String(d.MessageId),
 		attrConversationID.String(headerString(d.Headers, HeaderCorrelationID)),
-		attrEventType.String(d.Type), attrBodySize.Int(len(d.Body)), attrAttempt.Int(attempt)}
+		attrEventType.String(d.Type), attrBodySize.Int(len(d.Body)), attrAttempt.Int(attempt))
 	if d.RoutingKey != "" {
-		attrs = append(attrs, attrRoutingKey.String(d.RoutingKey))
+		span.SetAttributes(attrRoutingKey.String(d.RoutingKey))
 	}
-	return b.tracer.Start(ctx, "process "+d.Type, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
+	return ctx, span
 }
 
 // endProcess ends a consumer span with the delivery's outcome.
 func endProcess(span trace.Span, o Outcome, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	span.SetAttributes(attrOutcome.String(o.String()))
 	if err != nil && err != errDuplicate {
 		span.RecordError(err)

@@ -61,10 +61,16 @@ func BenchmarkProcessSpan(b *testing.B) {
 	d := &amqp.Delivery{Exchange: Exchange, MessageId: "7f0c1e9a-8a8b-4d47-9a51-0c5c1f2e3d4a", Type: "bench.publisher.thing_happened",
 		Headers: amqp.Table{HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", HeaderCorrelationID: "c-1"},
 		Body:    make([]byte, 600)}
-	b.ReportAllocs()
-	for b.Loop() {
-		_, span := bus.startProcess(context.Background(), d, 1)
-		endProcess(span, OutcomeHandled, nil)
+	for _, flags := range []string{"01", "00"} {
+		name := map[string]string{"01": "sampled", "00": "sampled-out"}[flags]
+		b.Run(name, func(b *testing.B) {
+			d.Headers[HeaderTraceparent] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + flags
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := bus.startProcess(context.Background(), d, 1)
+				endProcess(span, OutcomeHandled, nil)
+			}
+		})
 	}
 }
 
