@@ -48,10 +48,11 @@ func buildAll(t *testing.T, root string) string {
 
 // Cluster is every service and the gateway running as processes.
 type Cluster struct {
-	Gateway string   // http://127.0.0.1:<port>, also PUBLIC_BASE_URL
-	AMQPURL string   // admin URL of the test vhost
-	Vhost   string   // the test vhost
-	Queues  []string // the services' main queues
+	Gateway string            // http://127.0.0.1:<port>, also PUBLIC_BASE_URL
+	AMQPURL string            // admin URL of the test vhost
+	Vhost   string            // the test vhost
+	Queues  []string          // the services' main queues
+	Direct  map[string]string // dir -> http://127.0.0.1:<port> of the service itself (not the gateway)
 	p       *platform.Platform
 }
 
@@ -62,19 +63,33 @@ type Cluster struct {
 // Everything is stopped (SIGTERM, then SIGKILL after 20 s) and removed when
 // the test ends; a service that exited on its own or did not stop cleanly
 // fails the test, and on failure the end of each service's log is printed.
-func startCluster(t *testing.T) *Cluster {
+//
+// extraEnv ("NAME=value") is given to every service and the gateway.
+func startCluster(t *testing.T, extraEnv ...string) *Cluster {
 	t.Helper()
 	env := testinfra.RequireInfra(t)
 	bin := buildAll(t, env.Root)
+	var perService map[string][]string
+	if len(extraEnv) > 0 {
+		lines, err := platform.ReadServices(env.Root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		perService = map[string][]string{}
+		for _, l := range lines {
+			perService[l.Dir] = extraEnv
+		}
+	}
 	p, err := platform.Start(context.Background(), platform.Config{
-		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env),
+		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env), Env: perService,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, p: p}
+	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, Direct: map[string]string{}, p: p}
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
+		c.Direct[s.Dir] = s.Primary().URL()
 	}
 	t.Cleanup(func() { c.stop(t) })
 	return c

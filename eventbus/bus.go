@@ -11,6 +11,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ErrNotConnected is returned (wrapped) by Publish when the context ends
@@ -49,6 +50,10 @@ type Bus struct {
 	connected   atomic.Bool
 	afterCommit atomic.Pointer[func()]
 	stats       counters
+
+	conn   atomic.Pointer[amqp.Connection]         // the current connection, for DeadLetterDepth
+	pubObs atomic.Pointer[map[string]TypeObserver] // observers of published types, set by Run
+	tracer trace.Tracer                            // nil without Config.TracerProvider
 }
 
 // New validates cfg and returns a Bus. It does not connect: Run does.
@@ -57,13 +62,17 @@ func New(cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Bus{
+	b := &Bus{
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "eventbus", "service", cfg.Service),
 		handlers:  make(map[string]*handler),
 		published: make(map[string]EventInfo),
 		changed:   make(chan struct{}),
-	}, nil
+	}
+	if cfg.TracerProvider != nil {
+		b.tracer = cfg.TracerProvider.Tracer(instrumentationScope)
+	}
+	return b, nil
 }
 
 // Service returns the service name the bus was created for.
@@ -141,6 +150,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		return errors.New("eventbus: Run called twice")
 	}
 	b.started = true
+	b.resolveObservers()
 	handlers := make(map[string]*handler, len(b.handlers))
 	for k, v := range b.handlers {
 		handlers[k] = v
@@ -221,10 +231,12 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	}
 
 	b.setPubChannel(pch)
+	b.conn.Store(conn)
 	b.connected.Store(true)
 	b.log.Info("connected to broker", "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
 	defer func() {
 		b.connected.Store(false)
+		b.conn.Store(nil)
 		b.setPubChannel(nil)
 		b.setBlocked(false)
 	}()
@@ -248,6 +260,7 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 			}
 		}()
 	}
+	obs := b.cfg.Observer
 	go func() {
 		defer close(work)
 		defer acks.flush()
@@ -262,6 +275,9 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 				}
 				if handlers[d.Type] == nil {
 					b.stats.unhandled.Add(1)
+					if obs != nil {
+						obs.Unhandled()
+					}
 					if acks.add(d.DeliveryTag) {
 						flushT.Reset(unhandledFlushAfter)
 					}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // QueueType is the RabbitMQ queue type of the service's queues.
@@ -54,6 +56,13 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Logger receives connection and failure logs. Default slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, counts published and consumed events (metrics; see
+	// Observer). Nil costs nothing.
+	Observer Observer
+	// TracerProvider, if set, records the bus's spans (see trace.go): the
+	// publish of every event and the processing of every handled delivery.
+	// Nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

@@ -15,6 +15,7 @@ import (
 // handler is one registered event handler, type-erased.
 type handler struct {
 	info   EventInfo
+	obs    TypeObserver                                          // set by Run when Config.Observer is set
 	decode func(body []byte, messageID string) (envelope, error) // typedDecoder of the handler's entity type
 	fn     func(ctx context.Context, in incoming) error
 }
@@ -95,29 +96,55 @@ func (b *Bus) register(info EventInfo, decode func([]byte, string) (envelope, er
 
 // dispatch handles one delivery and settles it: ack, retry, or dead-letter.
 // A delivery is acked only after it was handled, or after its copy in a retry
-// or dead-letter queue was confirmed.
+// or dead-letter queue was confirmed. It reports the outcome to the type's
+// observer and records the consumer span when the bus has them.
 func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp.Delivery) {
 	h := handlers[d.Type]
 	if h == nil {
 		// Every queue receives every event: this path reads no body.
 		b.stats.unhandled.Add(1)
+		if obs := b.cfg.Observer; obs != nil {
+			obs.Unhandled()
+		}
 		_ = d.Ack(false)
 		return
 	}
+	start := time.Now()
 	attempt := headerInt(d.Headers, HeaderAttempt, 1)
-	err := b.validateDelivery(&d)
+	if b.tracer == nil {
+		o, _ := b.handleDelivery(ctx, h, &d, attempt)
+		if h.obs != nil && o != outcomeRequeued {
+			h.obs.Consumed(o, time.Since(start))
+		}
+		return
+	}
+	ctx, span := b.startProcess(ctx, &d, attempt)
+	o, err := b.handleDelivery(ctx, h, &d, attempt)
+	if h.obs != nil && o != outcomeRequeued {
+		h.obs.Consumed(o, time.Since(start))
+	}
+	endProcess(span, o, err)
+}
+
+// handleDelivery runs h on d and settles d; it returns the outcome and the
+// handler's error (errDuplicate for a duplicate).
+func (b *Bus) handleDelivery(ctx context.Context, h *handler, d *amqp.Delivery, attempt int) (Outcome, error) {
+	err := b.validateDelivery(d)
 	var env envelope
 	if err == nil {
 		env, err = h.decode(d.Body, d.MessageId)
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))
-		err = safeCall(hctx, h.fn, incoming{env: env, d: &d, attempt: attempt})
+		err = safeCall(hctx, h.fn, incoming{env: env, d: d, attempt: attempt})
 	}
-	if err == nil {
+	if err == nil || err == errDuplicate {
 		b.stats.handled.Add(1)
 		_ = d.Ack(false)
-		return
+		if err == errDuplicate {
+			return OutcomeDuplicate, err
+		}
+		return OutcomeHandled, nil
 	}
 
 	var mal *MalformedError
@@ -125,21 +152,21 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 	var unavailable *unavailableError
 	switch {
 	case errors.As(err, &mal):
-		b.log.Warn("malformed event dead-lettered", "type", d.Type, "message_id", d.MessageId, "reason", mal.Reason)
-		b.deadLetter(ctx, &d, mal.Reason, attempt)
+		b.log.WarnContext(ctx, "malformed event dead-lettered", "type", d.Type, "message_id", d.MessageId, "reason", mal.Reason)
+		return b.deadLetter(ctx, d, mal.Reason, attempt), err
 	case errors.As(err, &perm):
-		b.log.Warn("event dead-lettered: permanent failure", "type", d.Type, "message_id", d.MessageId, "error", err)
-		b.deadLetter(ctx, &d, err.Error(), attempt)
+		b.log.WarnContext(ctx, "event dead-lettered: permanent failure", "type", d.Type, "message_id", d.MessageId, "error", err)
+		return b.deadLetter(ctx, d, err.Error(), attempt), err
 	case errors.As(err, &unavailable):
 		// Not this event's fault: the attempt does not count.
-		b.log.Info("database unavailable; retrying without counting the attempt", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
-		b.retry(ctx, &d, attempt, attempt, err)
+		b.log.InfoContext(ctx, "database unavailable; retrying without counting the attempt", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
+		return b.retry(ctx, d, attempt, attempt, err), err
 	case attempt >= b.cfg.MaxAttempts:
-		b.log.Warn("event dead-lettered: attempts exhausted", "type", d.Type, "message_id", d.MessageId, "attempts", attempt, "error", err)
-		b.deadLetter(ctx, &d, fmt.Sprintf("handler failed %d times, last error: %v", attempt, err), attempt)
+		b.log.WarnContext(ctx, "event dead-lettered: attempts exhausted", "type", d.Type, "message_id", d.MessageId, "attempts", attempt, "error", err)
+		return b.deadLetter(ctx, d, fmt.Sprintf("handler failed %d times, last error: %v", attempt, err), attempt), err
 	default:
-		b.log.Info("handler failed; retrying", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
-		b.retry(ctx, &d, attempt, attempt+1, err)
+		b.log.InfoContext(ctx, "handler failed; retrying", "type", d.Type, "message_id", d.MessageId, "attempt", attempt, "error", err)
+		return b.retry(ctx, d, attempt, attempt+1, err), err
 	}
 }
 
@@ -168,17 +195,20 @@ func (b *Bus) validateDelivery(d *amqp.Delivery) error {
 
 // retry sends a copy of d, numbered as attempt next, to the delay queue that
 // follows attempt, through the service's own exchange, then acks d.
-func (b *Bus) retry(ctx context.Context, d *amqp.Delivery, attempt, next int, cause error) {
+func (b *Bus) retry(ctx context.Context, d *amqp.Delivery, attempt, next int, cause error) Outcome {
 	p := copyPublishing(d)
 	p.Headers[HeaderAttempt] = int64(next)
 	p.Headers[HeaderLastError] = truncate(cause.Error(), 1024)
 	q := b.cfg.retryQueue(b.cfg.retryDelay(attempt))
-	b.settle(ctx, d, q, p, &b.stats.retried)
+	if !b.settle(ctx, d, q, p, &b.stats.retried) {
+		return outcomeRequeued
+	}
+	return OutcomeRetried
 }
 
 // deadLetter sends a copy of d to the dead-letter queue with the reason, the
 // attempt count and the original properties in headers, then acks d.
-func (b *Bus) deadLetter(ctx context.Context, d *amqp.Delivery, reason string, attempts int) {
+func (b *Bus) deadLetter(ctx context.Context, d *amqp.Delivery, reason string, attempts int) Outcome {
 	p := copyPublishing(d)
 	p.Headers[HeaderDeadReason] = truncate(reason, 4096)
 	p.Headers[HeaderAttempt] = int64(attempts)
@@ -186,22 +216,27 @@ func (b *Bus) deadLetter(ctx context.Context, d *amqp.Delivery, reason string, a
 	p.Headers[HeaderOrigMessageID] = d.MessageId
 	p.Headers[HeaderOrigType] = d.Type
 	p.Headers[HeaderOrigAppID] = d.AppId
-	b.settle(ctx, d, b.cfg.deadLetterQueue(), p, &b.stats.deadLettered)
+	if !b.settle(ctx, d, b.cfg.deadLetterQueue(), p, &b.stats.deadLettered) {
+		return outcomeRequeued
+	}
+	return OutcomeDeadLettered
 }
 
 // settle publishes p to the service's retry exchange with routing key q and
 // acks d once the copy is confirmed. If the copy is not confirmed, d is
-// nacked back to its queue: nothing is lost, it will be delivered again.
-func (b *Bus) settle(ctx context.Context, d *amqp.Delivery, q string, p amqp.Publishing, counter interface{ Add(uint64) uint64 }) {
+// nacked back to its queue: nothing is lost, it will be delivered again. It
+// reports whether d was moved.
+func (b *Bus) settle(ctx context.Context, d *amqp.Delivery, q string, p amqp.Publishing, counter interface{ Add(uint64) uint64 }) bool {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := b.publishRaw(pctx, b.cfg.retryExchange(), []string{q}, []amqp.Publishing{p})[0]; err != nil {
-		b.log.Warn("could not move message; returning it to the queue", "queue", q, "message_id", d.MessageId, "error", err)
+		b.log.WarnContext(ctx, "could not move message; returning it to the queue", "queue", q, "message_id", d.MessageId, "error", err)
 		_ = d.Nack(false, true)
-		return
+		return false
 	}
 	counter.Add(1)
 	_ = d.Ack(false)
+	return true
 }
 
 func copyPublishing(d *amqp.Delivery) amqp.Publishing {

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"regexp"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 type ctxKey int
@@ -38,8 +40,13 @@ func WithTraceparent(ctx context.Context, traceparent string) context.Context {
 	return context.WithValue(ctx, traceparentKey, traceparent)
 }
 
-// Traceparent returns the W3C traceparent in ctx, or "".
+// Traceparent returns the W3C traceparent of ctx: that of its
+// OpenTelemetry span when it has a valid one (an HTTP server span, a
+// handler's consumer span), else the one stored by WithTraceparent, else "".
 func Traceparent(ctx context.Context) string {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return formatTraceparent(sc)
+	}
 	s, _ := ctx.Value(traceparentKey).(string)
 	return s
 }
@@ -73,14 +80,15 @@ func outgoingHeaders(ctx context.Context, id string) map[string]string {
 	return h
 }
 
-// childTraceparent returns a traceparent for a new span: the trace id of
-// parent when valid, a new trace id otherwise, and a new span id.
+// childTraceparent returns a traceparent for a new span: the trace id and
+// flags of parent when valid, a new sampled trace id otherwise, and a new
+// span id.
 func childTraceparent(parent string) string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
-	trace := hex.EncodeToString(b[:16])
+	tid, flags := hex.EncodeToString(b[:16]), "01"
 	if traceparentRE.MatchString(parent) {
-		trace = parent[3:35]
+		tid, flags = parent[3:35], parent[53:55]
 	}
-	return "00-" + trace + "-" + hex.EncodeToString(b[16:]) + "-01"
+	return "00-" + tid + "-" + hex.EncodeToString(b[16:]) + "-" + flags
 }

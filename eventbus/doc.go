@@ -29,6 +29,12 @@
 //   - Connection loss. Run reconnects with backoff, declares the topology
 //     again and resumes consuming; Publish waits for the connection up to its
 //     context; the Relay keeps rows until they are confirmed.
+//   - Observability. Config.Observer, if set, counts published events and
+//     every delivery's outcome through values resolved per type at Run
+//     (Observer); Config.TracerProvider, if set, records OpenTelemetry spans:
+//     the outbox write (its trace context is stored with the row), the
+//     publish and the processing in each consumer (trace.go). Neither ties
+//     the bus to a metrics or tracing backend; nil costs nothing.
 //
 // A service's wiring, in order:
 //

@@ -38,9 +38,9 @@ func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Co
 			if err == nil {
 				if dup {
 					b.stats.duplicates.Add(1)
-				} else {
-					b.notifyCommitted()
+					return errDuplicate // success, counted as a duplicate
 				}
+				b.notifyCommitted()
 				return nil
 			}
 			if try < 4 && isTransientDBError(err) {

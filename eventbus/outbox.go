@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
@@ -25,9 +26,16 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 		return nil
 	}
 	now := time.Now().UTC()
+	tc, endSpan := enqueueTrace(ctx, msgs) // the trace context stored with the rows (trace.go)
+	err := enqueue(ctx, tx, now, tc, msgs)
+	endSpan(err)
+	return err
+}
+
+func enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, tc sql.NullString, msgs []Message) error {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO eventbus_outbox (uuid, type, app_id, fired_at, headers, body, created_at, available_at) VALUES `)
-	args := make([]any, 0, len(msgs)*8)
+	q.WriteString(`INSERT INTO eventbus_outbox (uuid, type, app_id, fired_at, headers, body, created_at, available_at, traceparent) VALUES `)
+	args := make([]any, 0, len(msgs)*9)
 	for i, m := range msgs {
 		if m.ID == "" || m.Type == "" || m.AppID == "" || len(m.Body) == 0 {
 			return fmt.Errorf("eventbus: enqueue: message %d is incomplete; build messages with EventType.New", i)
@@ -39,8 +47,8 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 		if i > 0 {
 			q.WriteString(",")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, m.ID, m.Type, m.AppID, m.FiredAt.UTC(), string(headers), m.Body, now, now)
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, m.ID, m.Type, m.AppID, m.FiredAt.UTC(), string(headers), m.Body, now, now, tc)
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("eventbus: enqueue: %w", err)
@@ -191,6 +199,8 @@ type outboxRow struct {
 	Headers  string    `db:"headers"`
 	Body     []byte    `db:"body"`
 	Attempts uint      `db:"attempts"`
+
+	Traceparent sql.NullString `db:"traceparent"` // trace context stored by Enqueue (trace.go)
 }
 
 // PublishPending publishes one batch of due rows in one transaction and
@@ -283,6 +293,7 @@ func (r *Relay) publishBatch(ctx context.Context, conn *sqlx.Conn) (int, error) 
 			errs[i] = fmt.Errorf("headers: %w", err)
 			continue
 		}
+		m = withStoredTrace(m, row.Traceparent)
 		if err := r.bus.checkPublishable([]Message{m}); err != nil {
 			errs[i] = err
 			continue
@@ -345,7 +356,7 @@ func (r *Relay) publishBatch(ctx context.Context, conn *sqlx.Conn) (int, error) 
 func (r *Relay) claim(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]outboxRow, error) {
 	var rows []outboxRow
 	err := tx.SelectContext(ctx, &rows,
-		`SELECT id, uuid, type, app_id, fired_at, headers, body, attempts
+		`SELECT id, uuid, type, app_id, fired_at, headers, body, attempts, traceparent
 		   FROM eventbus_outbox
 		  WHERE sent_at IS NULL AND available_at <= ?
 		  ORDER BY available_at, id

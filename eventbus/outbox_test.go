@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -400,5 +401,41 @@ func TestOneRelayPublishesInOutboxOrder(t *testing.T) {
 	}
 	if s := r.Stats(); s.Sent != rows || s.Failed != 0 {
 		t.Errorf("stats %+v, want %d sent, 0 failed", s, rows)
+	}
+}
+
+// TestMigrateAddsTheTraceColumn: a table created before the traceparent
+// column existed gets it, and Enqueue then works.
+func TestMigrateAddsTheTraceColumn(t *testing.T) {
+	db := testinfra.NewDatabase(t)
+	if _, err := db.Exec(`CREATE TABLE eventbus_outbox (
+		id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, uuid CHAR(36) NOT NULL, type VARCHAR(255) NOT NULL,
+		app_id VARCHAR(255) NOT NULL, fired_at DATETIME(3) NOT NULL, headers TEXT NOT NULL, body MEDIUMBLOB NOT NULL,
+		created_at DATETIME(6) NOT NULL, available_at DATETIME(6) NOT NULL, attempts INT UNSIGNED NOT NULL DEFAULT 0,
+		last_error TEXT NULL, sent_at DATETIME(6) NULL, UNIQUE KEY eventbus_outbox_uuid (uuid),
+		KEY eventbus_outbox_pending (sent_at, available_at, id))`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // idempotent
+		if err := eventbus.Migrate(context.Background(), db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := eventbus.WithTraceparent(context.Background(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	tx := db.MustBegin()
+	if err := eventbus.Enqueue(ctx, tx, mustMessage(t, ctx, widgetMade, newWidget(1))); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var stored sql.NullString
+	if err := db.Get(&stored, `SELECT traceparent FROM eventbus_outbox`); err != nil {
+		t.Fatal(err)
+	}
+	// Without tracing (no span in ctx) the row keeps no trace context: the
+	// message's own traceparent header is published as it is.
+	if stored.Valid {
+		t.Errorf("traceparent %q stored without a span in the context", stored.String)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Publish publishes msgs to the exchange sagittarius-a and returns once the
@@ -54,10 +55,22 @@ func (b *Bus) publishEach(ctx context.Context, msgs []Message) []error {
 	for i, m := range msgs {
 		pubs[i] = toPublishing(m)
 	}
+	var spans []trace.Span
+	if b.tracer != nil {
+		spans = make([]trace.Span, len(msgs))
+		for i := range msgs {
+			spans[i] = b.startPublish(&msgs[i], &pubs[i])
+		}
+	}
 	errs := b.publishRaw(ctx, Exchange, nil, pubs)
 	for i, err := range errs {
 		if err != nil {
 			errs[i] = fmt.Errorf("event %s (%s): %w", msgs[i].ID, msgs[i].Type, err)
+		} else {
+			b.countPublished(msgs[i].Type)
+		}
+		if spans != nil {
+			endSpan(spans[i], errs[i])
 		}
 	}
 	return errs

@@ -48,7 +48,11 @@ func publishing(m eventbus.Message) amqp.Publishing {
 }
 
 func startBus(ctx context.Context, cfg config, url, service string, reg func(*eventbus.Bus) error) (*eventbus.Bus, func(), error) {
-	b, err := eventbus.New(eventbus.Config{URL: url, Service: service, Prefetch: cfg.prefetch, Logger: cfg.log})
+	bcfg := eventbus.Config{URL: url, Service: service, Prefetch: cfg.prefetch, Logger: cfg.log}
+	if cfg.obs.busConfig != nil { // suite observability: metrics and tracing on
+		bcfg = cfg.obs.busConfig(bcfg)
+	}
+	b, err := eventbus.New(bcfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -33,6 +33,10 @@
 // Suite "api": GET of one order and of a collection page through the
 // gateway against the same request sent to the orders service's own port.
 //
+// Suite "observability" (observability.go): the saga's CPU per order with
+// metrics and traces off, on at the default sampling, and on with every
+// trace sampled.
+//
 // With "saga" or "api", every service's resident memory (VmRSS) is reported
 // at rest and at its peak under load.
 package main
@@ -96,12 +100,14 @@ type config struct {
 	pprofBase       int           // if > 0, PPROF_ADDR=127.0.0.1:<pprofBase+i> for the i-th service
 	keep            time.Duration // keep the platform running this long after the suites (for profiling by hand)
 	keepLogs        bool          // keep the services' logs
+	obs             obsConfig     // suite observability (observability.go)
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api (or all)")
+	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api (or all), observability")
 	cfg := config{out: stdout}
+	obsFlags(fs, &cfg.obs)
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages per measurement")
 	fs.IntVar(&cfg.size, "size", 600, "entity size in bytes (JSON)")
 	fs.IntVar(&cfg.inflight, "inflight", 256, "publisher confirms in flight")
@@ -166,7 +172,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	want := map[string]bool{}
 	for _, s := range strings.Split(*suites, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "bus", "saga", "api":
+		case "bus", "saga", "api", "observability":
 			want[s] = true
 		case "all":
 			want["bus"], want["saga"], want["api"] = true, true, true
@@ -183,6 +189,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if want["saga"] || want["api"] {
 		if err := benchPlatform(ctx, cfg, want["saga"], want["api"]); err != nil {
 			return err
+		}
+	}
+	if want["observability"] {
+		if err := benchObservability(ctx, cfg); err != nil {
+			return fmt.Errorf("suite observability: %w", err)
 		}
 	}
 	return nil

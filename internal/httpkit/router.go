@@ -61,7 +61,7 @@ func (rt *Router) Handle(pattern string, h http.Handler) {
 	if !known {
 		methods = make(map[string]http.Handler)
 		rt.paths[path] = methods
-		rt.mux.Handle(path, rt.dispatch(methods))
+		rt.mux.Handle(path, rt.dispatch(path, methods))
 	}
 	if _, dup := methods[method]; dup {
 		panic("httpkit: route " + pattern + " registered twice")
@@ -77,10 +77,11 @@ func (rt *Router) HandleFunc(pattern string, f func(http.ResponseWriter, *http.R
 // ServeHTTP dispatches r.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) { rt.mux.ServeHTTP(w, r) }
 
-// dispatch picks the handler of one path by method and copies the path
-// variables into r.PathValue.
-func (rt *Router) dispatch(methods map[string]http.Handler) http.Handler {
+// dispatch picks the handler of one path by method, copies the path
+// variables into r.PathValue and records the path template (SetRoute).
+func (rt *Router) dispatch(path string, methods map[string]http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		SetRoute(r, path)
 		h, ok := methods[r.Method]
 		if !ok && r.Method == http.MethodHead {
 			h, ok = methods[http.MethodGet]

@@ -51,6 +51,12 @@
 //   - bus or relay instrumentation: where Run creates them (eventbus.Config,
 //     eventbus.RelayConfig).
 //
+// Observability is wired here that way: Process.Telemetry (internal/telemetry)
+// serves GET /metrics and wraps the whole stack (route-labelled HTTP metrics,
+// server spans), instruments the database pool, and gives the bus its
+// Observer and TracerProvider. GET /health/live answers while the process
+// serves (the liveness probe); GET /health checks the database and the broker.
+//
 // A service adds what is its own through Process: p.Go for a background
 // actor (orders' purge of old Idempotency-Keys), p.Handle for an extra route
 // outside its contract, p.Use for a middleware of its own.
@@ -78,6 +84,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
+	"github.com/sagittarius-a/sagittarius/internal/telemetry"
 )
 
 // Spec is what the kit needs to know about a service before its wiring runs.
@@ -120,6 +127,10 @@ type Process struct {
 	DB     *sqlx.DB
 	Bus    *eventbus.Bus
 	Relay  *eventbus.Relay
+	// Telemetry is the process's metrics registry (/metrics) and tracer
+	// (OpenTelemetry, exporting when OTEL_* say where): register a service's
+	// own metrics with Telemetry.Registerer().
+	Telemetry *telemetry.T
 
 	spec   Spec
 	group  Group
@@ -189,9 +200,20 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	}
 	p := &Process{
 		Config: cfg, spec: spec,
-		Logger: slog.New(slog.NewJSONHandler(stdout, nil)).With("service", logName),
+		// Logs written with a context carry its trace_id and span_id.
+		Logger: slog.New(telemetry.LogHandler(slog.NewJSONHandler(stdout, nil))).With("service", logName),
 	}
 	p.Base, _ = hal.NewBase(cfg.PublicBaseURL) // checked by Validate
+	metricsName := spec.Name
+	if metricsName == "" {
+		metricsName = spec.Dir
+	}
+	tel, err := telemetry.New(ctx, telemetry.Config{Service: metricsName, Getenv: getenv, Logger: p.Logger})
+	if err != nil {
+		return err
+	}
+	defer tel.Shutdown(context.WithoutCancel(ctx))
+	p.Telemetry = tel
 	if cfg.PprofAddr != "" {
 		prof, err := profiling.Start(cfg.PprofAddr, p.Logger)
 		if err != nil {
@@ -207,6 +229,9 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 			return err
 		}
 		defer db.Close()
+		if err := tel.InstrumentDB(db, spec.Dir); err != nil {
+			return err
+		}
 		if err := migrate(ctx, db, spec.Migrations, p.Logger); err != nil {
 			return err
 		}
@@ -265,9 +290,18 @@ func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Lo
 
 // openBus creates the bus and the relay on db (nothing connects yet).
 func (p *Process) openBus(db *sqlx.DB, amqpURL string) error {
-	bus, err := eventbus.New(eventbus.Config{URL: amqpURL, Service: p.spec.Name, QueueType: p.Config.QueueType, Logger: p.Logger})
+	cfg := eventbus.Config{URL: amqpURL, Service: p.spec.Name, QueueType: p.Config.QueueType, Logger: p.Logger}
+	if p.Telemetry != nil { // nil when printing contracts
+		cfg = p.Telemetry.BusConfig(cfg)
+	}
+	bus, err := eventbus.New(cfg)
 	if err != nil {
 		return err
+	}
+	if p.Telemetry != nil {
+		if err := p.Telemetry.ObserveBus(bus); err != nil {
+			return err
+		}
 	}
 	if err := bus.Publishes(p.spec.Publishes...); err != nil {
 		return err
@@ -337,7 +371,8 @@ func (p *Process) handler(api API) (http.Handler, error) {
 		opts.WithRequestID = eventbus.WithCorrelationID
 		opts.WithTraceparent = eventbus.WithTraceparent
 	}
-	return live(httpkit.Stack(h, opts)), nil
+	// Telemetry outermost: it serves /metrics and measures the whole stack.
+	return live(p.Telemetry.Middleware(httpkit.Stack(h, opts))), nil
 }
 
 // LivePath answers 200 while the process serves HTTP, whatever its database

@@ -34,7 +34,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		if err != nil {
 			return nil, err
 		}
-		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Upstreams: upstreams})
+		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Upstreams: upstreams,
+			WrapTransport: p.Telemetry.UpstreamTransport})
 		return gateway{gw}, err
 	})
 }

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -65,6 +66,9 @@ type Config struct {
 	// Docs, when set, serves the developer portal at /docs and /docs/...
 	// (internal/portal); the root links it (rel docs).
 	Docs http.Handler
+	// WrapTransport, when set, wraps the transport to each upstream (named
+	// by its dir): metrics and client spans (telemetry.T.UpstreamTransport).
+	WrapTransport func(dir string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Gateway is the http.Handler of the gateway. It is safe for concurrent use.
@@ -117,7 +121,11 @@ func New(cfg Config) (*Gateway, error) {
 		if u.URL == nil || (u.URL.Scheme != "http" && u.URL.Scheme != "https") || u.URL.Host == "" {
 			return nil, fmt.Errorf("proxy: upstream %s: want an absolute http(s) URL", u.Dir)
 		}
-		g.proxies[u.Dir] = g.newProxy(u, transport)
+		var rt http.RoundTripper = transport
+		if cfg.WrapTransport != nil {
+			rt = cfg.WrapTransport(u.Dir, transport)
+		}
+		g.proxies[u.Dir] = g.newProxy(u, rt)
 	}
 	g.own = map[string]http.Handler{}
 	for _, rt := range g.Table() {
@@ -182,21 +190,40 @@ func validDir(d string) bool {
 }
 
 // ServeHTTP routes r to the root, the health check or an upstream.
+// It records the route for metrics (httpkit.SetRoute): the path of its own
+// routes, /docs/* for the portal, /<dir>/* for a proxied request. A
+// service's /metrics is not proxied: /<dir>/metrics is a 404, since metrics
+// are for the monitoring system on each service's own port, not for API
+// consumers.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h, ok := g.own[r.URL.Path]; ok {
+		httpkit.SetRoute(r, r.URL.Path)
 		h.ServeHTTP(w, r)
 		return
 	}
 	if g.cfg.Docs != nil && (r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/")) {
+		httpkit.SetRoute(r, "/docs/*")
 		g.cfg.Docs.ServeHTTP(w, r)
 		return
 	}
-	dir, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	dir, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if p, ok := g.proxies[dir]; ok {
+		if internalPath(rest) {
+			problem.Write(w, r, problem.NotFound("no resource at this path"))
+			return
+		}
+		httpkit.SetRoute(r, "/"+dir+"/*")
 		p.ServeHTTP(w, r)
 		return
 	}
 	problem.Write(w, r, problem.NotFound("no service behind this path; start from the root document at /"))
+}
+
+// internalPath reports whether rest, a path below /<dir>/, names a service's
+// metrics (/metrics, /metrics/..., however written: //metrics, /./metrics).
+func internalPath(rest string) bool {
+	clean := path.Clean("/" + rest)
+	return clean == "/metrics" || strings.HasPrefix(clean, "/metrics/")
 }
 
 // root is GET /: links to every service's entry point.
