@@ -177,9 +177,10 @@ func newUpstreamMetrics() upstreamMetrics {
 // dir, to count and time every proxied request in the upstream families
 // and, with tracing on, record a client span ("METHOD upstream dir") whose
 // context replaces the request's traceparent header. Its signature is
-// proxy.Config.WrapTransport's.
+// proxy.Config.WrapTransport's. A nil *T (a process printing its contracts)
+// returns rt.
 func (t *T) UpstreamTransport(dir string, rt http.RoundTripper) http.RoundTripper {
-	if t.metricsOff && t.tracer == nil {
+	if t == nil || (t.metricsOff && t.tracer == nil) {
 		return rt
 	}
 	return &upstreamTransport{t: t, dir: dir, rt: rt, duration: t.up.duration.WithLabelValues(dir)}
