@@ -306,16 +306,14 @@ func (r *Relay) release(msgs []Message) {
 // ends it still waits for what is in flight (each up to its deadline).
 func (r *Relay) confirmLoop(ctx context.Context) {
 	f := &r.fast
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
 		f.mu.Lock()
-		var fl inFlight
-		have := len(f.inflight) > 0
-		if have {
-			fl = f.inflight[0]
-			f.inflight = f.inflight[1:]
-		}
+		batch := f.inflight
+		f.inflight = nil
 		f.mu.Unlock()
-		if !have {
+		if len(batch) == 0 {
 			if ctx.Err() != nil {
 				return
 			}
@@ -327,24 +325,35 @@ func (r *Relay) confirmLoop(ctx context.Context) {
 		}
 		var ok, bad []Message
 		var last time.Time
-		for i, dc := range fl.confirms {
-			if dc == nil {
-				continue // not sent: already released
-			}
-			wctx, cancel := context.WithDeadline(context.Background(), fl.deadline)
-			acked, err := dc.WaitContext(wctx)
-			cancel()
-			if err == nil && acked {
-				ok = append(ok, fl.msgs[i])
-				last = time.Now()
-			} else {
-				bad = append(bad, fl.msgs[i])
+		n := 0
+		for _, fl := range batch {
+			n += len(fl.msgs)
+			for i, dc := range fl.confirms {
+				if dc == nil {
+					continue // not sent: already released
+				}
+				select {
+				case <-dc.Done():
+				default:
+					timer.Reset(time.Until(fl.deadline))
+					select {
+					case <-dc.Done():
+					case <-timer.C:
+					}
+					timer.Stop()
+				}
+				if acked := dc.Acked(); acked {
+					ok = append(ok, fl.msgs[i])
+				} else {
+					bad = append(bad, fl.msgs[i]) // nacked, connection lost, or no confirm in time
+				}
 			}
 		}
+		last = time.Now()
 		r.bus.stats.published.Add(uint64(len(ok)))
 		f.published.Add(uint64(len(ok)))
 		f.mu.Lock()
-		f.nflight -= len(fl.msgs)
+		f.nflight -= n
 		f.mu.Unlock()
 		if len(bad) > 0 {
 			r.release(bad)

@@ -251,7 +251,14 @@ func benchBus(ctx context.Context, cfg config) error {
 		defer purge()
 		return relayRun(ctx, cfg, db, pub)
 	}
-	if err := add(compare(cfg, "outbox relay (claim, publish, mark sent)", "bus publish (direct)", 0.5, busPubRun, relayRun)); err != nil {
+	if err := add(compare(cfg, "outbox relay sweep (claim, publish, mark)", "bus publish (direct)", 0.5, busPubRun, relayRun)); err != nil {
+		return err
+	}
+	fastRun := func() (float64, error) {
+		defer purge()
+		return fastPathRun(ctx, cfg, db, pub)
+	}
+	if err := add(compare(cfg, "outbox fast path (publish on commit, mark)", "bus publish (direct)", 0.9, busPubRun, fastRun)); err != nil {
 		return err
 	}
 	printResults(cfg.out, "event bus", results)
