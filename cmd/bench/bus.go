@@ -226,7 +226,7 @@ func benchBus(ctx context.Context, cfg config) error {
 		}
 		return busConsume(ctx, cfg, url, benchHappened, cfg.messages, func(s eventbus.Stats) uint64 { return s.Unhandled })
 	}
-	if err := add(compare(cfg, "bus consume (typed handler, manual ack)", "plain amqp091-go consumer", 0.9, plainConRun, busConRun)); err != nil {
+	if err := add(compare(cfg, "bus consume (typed handler, manual ack)", "plain amqp091-go consumer", 0.97, plainConRun, busConRun)); err != nil {
 		return err
 	}
 	if err := add(compare(cfg, "bus skip of unhandled events", "plain amqp091-go consumer", 0.9, plainConRun, busSkipRun)); err != nil {

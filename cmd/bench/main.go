@@ -100,7 +100,7 @@ type config struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api (or all)")
+	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api, peers (or all)")
 	cfg := config{out: stdout}
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages per measurement")
 	fs.IntVar(&cfg.size, "size", 600, "entity size in bytes (JSON)")
@@ -166,10 +166,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	want := map[string]bool{}
 	for _, s := range strings.Split(*suites, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "bus", "saga", "api":
+		case "bus", "saga", "api", "peers":
 			want[s] = true
 		case "all":
-			want["bus"], want["saga"], want["api"] = true, true, true
+			want["bus"], want["saga"], want["api"], want["peers"] = true, true, true, true
 		default:
 			return fmt.Errorf("unknown suite %q", s)
 		}
@@ -178,6 +178,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if want["bus"] {
 		if err := benchBus(ctx, cfg); err != nil {
 			return fmt.Errorf("suite bus: %w", err)
+		}
+	}
+	if want["peers"] {
+		if err := benchPeers(ctx, cfg, getenv); err != nil {
+			return err
 		}
 	}
 	if want["saga"] || want["api"] {
