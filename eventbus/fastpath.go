@@ -53,6 +53,16 @@ var running = struct {
 	m map[*sql.DB][]*Relay
 }{m: make(map[*sql.DB][]*Relay)}
 
+// lastUntracked is the time (Unix ns) of the last Enqueue in a transaction
+// that is not tracked (its rows are the relay's from the start).
+// Relay.Notify wakes a relay whose fast path is on only if there was one in
+// the last notifyWindow, so the Notify that follows every tracked commit
+// costs nothing. A transaction that commits more than notifyWindow after its
+// Enqueue waits for the relay's next poll instead.
+var lastUntracked atomic.Int64
+
+const notifyWindow = 10 * time.Second
+
 // tracked maps the *sql.Tx of each tracked transaction to its TxEvents,
 // from Track to Committed or Discard.
 var tracked sync.Map
@@ -446,7 +456,7 @@ func (r *Relay) applyMarks(marks []string, at time.Time, releases []string) {
 			r.log.Warn("outbox fast path: could not release unconfirmed events to the relay; it sweeps them after the grace", "events", len(releases), "error", err)
 		}
 		r.fast.released.Add(uint64(len(releases)))
-		r.Notify()
+		r.wake1()
 	}
 }
 

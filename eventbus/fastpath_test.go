@@ -412,3 +412,26 @@ func TestSIGKILLBetweenPublishAndMarkPublishesTwiceAtMost(t *testing.T) {
 		t.Errorf("handler ran %d times, want 1: the inbox must absorb the second copy", h)
 	}
 }
+
+// A transaction the fast path does not track (committed by code of its
+// own) is still published at once by the relay when Notify follows its
+// commit, also while the relay's fast path is on.
+func TestUntrackedCommitsStillWakeTheRelay(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	db := migratedDB(t)
+	tp := newTap(t, url, "test.external-observer")
+	r := startRelay(t, db, publisherBus(t, url), eventbus.RelayConfig{PollInterval: time.Hour})
+	time.Sleep(100 * time.Millisecond)
+	if _, err := makeWidgetInTx(context.Background(), db, newWidget(1)); err != nil {
+		t.Fatal(err)
+	}
+	r.Notify() // after a tracked commit: nothing for the relay to do
+	if err := makeWidget(context.Background(), db, newWidget(2), false); err != nil {
+		t.Fatal(err)
+	}
+	r.Notify()
+	waitFor(t, 5*time.Second, "both events", func() bool { return tp.count() == 2 })
+	if s := r.Stats(); s.Sent != 1 || s.FastPublished != 1 {
+		t.Errorf("stats %+v, want 1 by the fast path and 1 by the relay", s)
+	}
+}

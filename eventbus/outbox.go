@@ -57,6 +57,8 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 	}
 	if te != nil {
 		te.add(msgs)
+	} else {
+		lastUntracked.Store(time.Now().UnixNano())
 	}
 	return nil
 }
@@ -165,8 +167,18 @@ func NewRelay(db *sqlx.DB, b *Bus, cfg RelayConfig) (*Relay, error) {
 }
 
 // Notify wakes the relay to publish now. It never blocks. Safe for
-// concurrent use.
+// concurrent use. While Run runs, it does nothing unless events were
+// enqueued in a transaction the fast path does not track in the last 10
+// seconds (the fast path publishes the others, and wakes the relay itself
+// for what it hands back).
 func (r *Relay) Notify() {
+	if r.fast.on.Load() && time.Now().UnixNano()-lastUntracked.Load() > int64(notifyWindow) {
+		return
+	}
+	r.wake1()
+}
+
+func (r *Relay) wake1() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
