@@ -91,7 +91,11 @@ type RelayConfig struct {
 }
 
 // Relay publishes the rows of the outbox table with publisher confirms and
-// marks them sent. Several relays (one per instance of a service) can run on
+// marks them sent. While it runs, it is also the fast path of the
+// transactions committed on its database by the code that tracks them
+// (Track: mysqldb.InTx, HandleTx): those publish their own events right
+// after the commit, the relay marks them sent once confirmed, and its sweep
+// publishes only what the fast path left (see Track). Several relays (one per instance of a service) can run on
 // the same table at once: rows are claimed with FOR UPDATE SKIP LOCKED, so no
 // row is published by two relays at once and none is skipped. A row whose
 // publishing fails backs off exponentially without holding back the rows
