@@ -14,8 +14,11 @@
 //     broker confirmed every message, with many in flight.
 //   - Transactional outbox. Services never publish directly: Enqueue writes
 //     events into the eventbus_outbox table in the transaction of the change
-//     that caused them, and a Relay publishes committed rows. No event for a
-//     rolled-back change, no committed change without its event.
+//     that caused them, and the code that committed publishes them right
+//     after the commit (the fast path: Track, TxEvents.Committed, used by
+//     HandleTx and mysqldb.InTx); a Relay marks what the broker confirmed and
+//     sweeps what the fast path did not confirm. No event for a rolled-back
+//     change, no committed change without its event.
 //   - Consuming. The service's durable queue, named after the service, is
 //     bound to sagittarius-a. Handlers are registered per event type (Handle,
 //     HandleTx) and get typed values; events of other types are acked unread,
@@ -44,10 +47,12 @@
 //	relay, err := eventbus.NewRelay(db, bus, eventbus.RelayConfig{})
 //	go bus.Run(ctx); go relay.Run(ctx)
 //
-// and in a store method, inside the transaction of the change:
+// and in a store method, inside the transaction of the change (run by
+// mysqldb.InTx, which publishes the events right after its commit):
 //
 //	msg, err := orderevents.OrderPlaced.New(ctx, resource)
 //	err = eventbus.Enqueue(ctx, tx, msg)
-//	err = tx.Commit()
-//	relay.Notify()
+//
+// A transaction committed by other code is published by the relay: call
+// relay.Notify() after its commit, or track it (Track, then Committed).
 package eventbus

@@ -16,7 +16,8 @@ import (
 // event's uuid in eventbus_inbox. When the transaction commits, the delivery
 // is acked; a redelivered event whose uuid is already recorded is acked
 // without running h. Events h enqueues in tx (Enqueue) are committed with its
-// changes and relayed once committed.
+// changes and published right after the commit (the fast path, see Track)
+// when a Relay runs on db, or relayed once committed.
 //
 // Outcomes are as for Handle: an error rolls everything back and retries the
 // event later; a deadlock or lock wait timeout is retried at once, up to three
@@ -34,13 +35,15 @@ func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Co
 			return err
 		}
 		for try := 1; ; try++ {
-			dup, err := handleOnce(ctx, db, ev, h)
+			dup, fast, err := handleOnce(ctx, db, ev, h)
 			if err == nil {
 				if dup {
 					b.stats.duplicates.Add(1)
 					return errDuplicate // success, counted as a duplicate
 				}
-				b.notifyCommitted()
+				if !fast {
+					b.notifyCommitted()
+				}
 				return nil
 			}
 			if try < 4 && isTransientDBError(err) {
@@ -56,13 +59,16 @@ func HandleTx[T any](b *Bus, db *sqlx.DB, et EventType[T], h func(ctx context.Co
 }
 
 // handleOnce runs h in one transaction guarded by the inbox. It reports
-// whether the event had already been handled.
-func handleOnce[T any](ctx context.Context, db *sqlx.DB, ev Event[T], h func(context.Context, *sqlx.Tx, Event[T]) error) (duplicate bool, err error) {
+// whether the event had already been handled, and whether the events h
+// enqueued went to the fast path.
+func handleOnce[T any](ctx context.Context, db *sqlx.DB, ev Event[T], h func(context.Context, *sqlx.Tx, Event[T]) error) (duplicate, fast bool, err error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("begin: %w", err)
+		return false, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	te := Track(db, tx)
+	defer te.Discard()
 	// A concurrent duplicate blocks on the key until this transaction ends,
 	// then sees the row. This insert is the transaction's first statement
 	// and reads no snapshot: a handler's first plain SELECT takes the
@@ -72,20 +78,20 @@ func handleOnce[T any](ctx context.Context, db *sqlx.DB, ev Event[T], h func(con
 		`INSERT INTO eventbus_inbox (uuid, type, handled_at) VALUES (?, ?, ?)
 		 ON DUPLICATE KEY UPDATE uuid = uuid`, ev.UUID, ev.Type, time.Now().UTC())
 	if err != nil {
-		return false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
+		return false, false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
+		return false, false, fmt.Errorf("record %s in inbox: %w", ev.UUID, err)
 	} else if n == 0 {
-		return true, nil
+		return true, false, nil
 	}
 	if err := h(ctx, tx, ev); err != nil {
-		return false, err
+		return false, false, err
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("commit: %w", err)
+		return false, false, fmt.Errorf("commit: %w", err)
 	}
-	return false, nil
+	return false, te.Committed(), nil
 }
 
 // isTransientDBError reports MySQL deadlocks and lock wait timeouts.

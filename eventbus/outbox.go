@@ -18,9 +18,14 @@ import (
 
 // Enqueue writes msgs into the outbox table of the service's database inside
 // tx, the transaction of the state change that caused them. If tx commits,
-// a Relay publishes them; if it rolls back, they never existed. Call
-// Relay.Notify after the commit to publish at once rather than at the next
-// poll (HandleTx does this for handlers).
+// they are published; if it rolls back, they never existed.
+//
+// When tx is tracked (Track: mysqldb.InTx and HandleTx track their
+// transactions while a Relay runs on the database), the code that commits tx
+// publishes them right after the commit (the fast path), and the rows
+// become available to the relay only after RelayConfig.FastPathGrace, as a
+// safety net. Otherwise a Relay publishes them: call Relay.Notify after the
+// commit to publish at once rather than at the next poll.
 func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -33,6 +38,11 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, msgs ...Message) error {
 }
 
 func enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, tc sql.NullString, msgs []Message) error {
+	available := now
+	te := trackedEvents(tx)
+	if te != nil {
+		available = now.Add(te.relay.cfg.FastPathGrace)
+	}
 	var q strings.Builder
 	q.WriteString(`INSERT INTO eventbus_outbox (uuid, type, app_id, fired_at, headers, body, created_at, available_at, traceparent) VALUES `)
 	args := make([]any, 0, len(msgs)*9)
@@ -48,10 +58,21 @@ func enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, tc sql.NullString,
 			q.WriteString(",")
 		}
 		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, m.ID, m.Type, m.AppID, m.FiredAt.UTC(), string(headers), m.Body, now, now, tc)
+		args = append(args, m.ID, m.Type, m.AppID, m.FiredAt.UTC(), string(headers), m.Body, now, available, tc)
 	}
 	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("eventbus: enqueue: %w", err)
+	}
+	if te != nil {
+		// The fast path publishes these messages themselves, not the rows:
+		// give them the trace context stored with the rows, as the relay does.
+		traced := make([]Message, len(msgs))
+		for i, m := range msgs {
+			traced[i] = withStoredTrace(m, tc)
+		}
+		te.add(traced)
+	} else {
+		lastUntracked.Store(time.Now().UnixNano())
 	}
 	return nil
 }
@@ -66,10 +87,29 @@ type RelayConfig struct {
 	InboxRetention  time.Duration // inbox rows are deleted after this; default 7 days
 	CleanupInterval time.Duration // how often the deletions run; default 1m
 	Logger          *slog.Logger  // default slog.Default()
+
+	// The fast path (see Track). FastPathGrace is how long a tracked
+	// transaction's rows stay invisible to the relay (default 10s): the
+	// relay sweeps them after it only if the fast path did not mark them
+	// sent (the process died, or marking failed). FastPathTimeout bounds
+	// the wait for the broker's confirms of one transaction's events
+	// (default 3s, less than FastPathGrace); unconfirmed events are then
+	// released to the relay. FastPathMaxInFlight bounds the events in
+	// flight on the fast path (default 10000); beyond it, rows go to the
+	// relay at once.
+	FastPathGrace       time.Duration
+	FastPathTimeout     time.Duration
+	FastPathMaxInFlight int
+	// FastPathHook, for crash tests only, may stop the fast path at a stage.
+	FastPathHook FastPathHook
 }
 
 // Relay publishes the rows of the outbox table with publisher confirms and
-// marks them sent. Several relays (one per instance of a service) can run on
+// marks them sent. While it runs, it is also the fast path of the
+// transactions committed on its database by the code that tracks them
+// (Track: mysqldb.InTx, HandleTx): those publish their own events right
+// after the commit, the relay marks them sent once confirmed, and its sweep
+// publishes only what the fast path left (see Track). Several relays (one per instance of a service) can run on
 // the same table at once: rows are claimed with FOR UPDATE SKIP LOCKED, so no
 // row is published by two relays at once and none is skipped. A row whose
 // publishing fails backs off exponentially without holding back the rows
@@ -89,6 +129,7 @@ type Relay struct {
 	conn   *sqlx.Conn // nil until first used, and after an error
 
 	sent, failed atomic.Uint64
+	fast         fastState
 }
 
 // NewRelay returns a relay publishing db's outbox through b, and registers
@@ -121,33 +162,78 @@ func NewRelay(db *sqlx.DB, b *Bus, cfg RelayConfig) (*Relay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.FastPathGrace == 0 {
+		cfg.FastPathGrace = 10 * time.Second
+	}
+	if cfg.FastPathTimeout == 0 {
+		cfg.FastPathTimeout = min(3*time.Second, cfg.FastPathGrace/2)
+	}
+	if cfg.FastPathMaxInFlight == 0 {
+		cfg.FastPathMaxInFlight = 10000
+	}
 	if cfg.BatchSize < 1 || cfg.PollInterval < 0 || cfg.PublishTimeout < 0 {
 		return nil, errors.New("eventbus: RelayConfig: BatchSize, PollInterval and PublishTimeout must be positive")
 	}
+	if cfg.FastPathTimeout <= 0 || cfg.FastPathGrace <= cfg.FastPathTimeout || cfg.FastPathMaxInFlight < 1 {
+		return nil, errors.New("eventbus: RelayConfig: want 0 < FastPathTimeout < FastPathGrace and FastPathMaxInFlight >= 1")
+	}
 	r := &Relay{db: db, bus: b, cfg: cfg, log: cfg.Logger.With("component", "outbox-relay", "service", b.Service()), wake: make(chan struct{}, 1)}
+	r.fast.confirmWake = make(chan struct{}, 1)
+	r.fast.markWake = make(chan struct{}, 1)
 	b.SetAfterCommit(r.Notify)
 	return r, nil
 }
 
 // Notify wakes the relay to publish now. It never blocks. Safe for
-// concurrent use.
+// concurrent use. While Run runs, it does nothing unless events were
+// enqueued in a transaction the fast path does not track in the last 10
+// seconds (the fast path publishes the others, and wakes the relay itself
+// for what it hands back).
 func (r *Relay) Notify() {
+	if r.fast.on.Load() && time.Now().UnixNano()-lastUntracked.Load() > int64(notifyWindow) {
+		return
+	}
+	r.wake1()
+}
+
+func (r *Relay) wake1() {
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
 }
 
-// RelayStats are the relay's counters since it was created.
-type RelayStats struct{ Sent, Failed uint64 }
+// RelayStats are the relay's counters since it was created: Sent and
+// Failed count the rows its sweeps published and failed to publish;
+// FastPublished, FastMarked and FastReleased count the events the fast path
+// had confirmed, marked sent, and handed back to the sweep.
+type RelayStats struct{ Sent, Failed, FastPublished, FastMarked, FastReleased uint64 }
 
 // Stats returns the relay's counters. Safe for concurrent use.
-func (r *Relay) Stats() RelayStats { return RelayStats{Sent: r.sent.Load(), Failed: r.failed.Load()} }
+func (r *Relay) Stats() RelayStats {
+	return RelayStats{Sent: r.sent.Load(), Failed: r.failed.Load(),
+		FastPublished: r.fast.published.Load(), FastMarked: r.fast.marked.Load(), FastReleased: r.fast.released.Load()}
+}
 
 // Run publishes pending rows until ctx is cancelled, then returns nil. While
 // the bus is disconnected it waits; rows stay in the table meanwhile.
+//
+// While Run runs, the relay is the fast path of transactions on its
+// database (Track): it waits for their confirms and marks their rows sent.
+// When ctx ends it stops taking new ones, waits for the confirms in flight
+// (up to FastPathTimeout) and marks what they confirmed before returning.
 func (r *Relay) Run(ctx context.Context) error {
 	defer r.closeConn()
+	confirmerDone, markerDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(confirmerDone); r.confirmLoop(ctx) }()
+	go func() { defer close(markerDone); r.markLoop(ctx, confirmerDone) }()
+	r.fast.on.Store(true)
+	register(r)
+	defer func() {
+		unregister(r)
+		r.fast.on.Store(false)
+		<-markerDone
+	}()
 	nextCleanup := time.Now()
 	backoff := 100 * time.Millisecond
 	for {
@@ -270,6 +356,18 @@ func (r *Relay) closeConn() {
 
 // publishBatch is PublishPending on conn.
 func (r *Relay) publishBatch(ctx context.Context, conn *sqlx.Conn) (int, error) {
+	if r.fast.on.Load() {
+		// With the fast path, most wake-ups (Notify after each commit) find
+		// nothing due: one read without locks instead of a claim transaction.
+		var due bool
+		if err := conn.GetContext(ctx, &due, `SELECT EXISTS (SELECT 1 FROM eventbus_outbox
+			WHERE sent_at IS NULL AND available_at <= ?)`, time.Now().UTC()); err != nil {
+			return 0, fmt.Errorf("look for due rows: %w", err)
+		}
+		if !due {
+			return 0, nil
+		}
+	}
 	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)

@@ -105,7 +105,7 @@ type config struct {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api (or all), observability")
+	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api, peers (or all), observability")
 	cfg := config{out: stdout}
 	obsFlags(fs, &cfg.obs)
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages per measurement")
@@ -172,10 +172,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	want := map[string]bool{}
 	for _, s := range strings.Split(*suites, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "bus", "saga", "api", "observability":
+		case "bus", "saga", "api", "peers", "observability":
 			want[s] = true
 		case "all":
-			want["bus"], want["saga"], want["api"] = true, true, true
+			want["bus"], want["saga"], want["api"], want["peers"] = true, true, true, true
 		default:
 			return fmt.Errorf("unknown suite %q", s)
 		}
@@ -184,6 +184,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if want["bus"] {
 		if err := benchBus(ctx, cfg); err != nil {
 			return fmt.Errorf("suite bus: %w", err)
+		}
+	}
+	if want["peers"] {
+		if err := benchPeers(ctx, cfg, getenv); err != nil {
+			return err
 		}
 	}
 	if want["saga"] || want["api"] {

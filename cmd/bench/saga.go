@@ -652,7 +652,7 @@ func printSaga(cfg config, r sagaResult) {
 	}
 	fmt.Fprintf(w, "  events per order              %.2f (%s), ~%d B body + %d B headers each\n", r.eventsPerOrder, strings.Join(parts, ", "), r.avgEventBytes, r.avgHeaderBytes)
 	fmt.Fprintf(w, "  broker deliveries per order   %.1f (%.2f events x %d queues: every queue receives every event)\n", r.deliveriesPerOrder, r.eventsPerOrder, r.queues)
-	fmt.Fprintf(w, "  write commits per order       %.2f = 1 POST + %.2f handler transactions (inbox rows) + %.2f relay batches (distinct sent_at)\n",
+	fmt.Fprintf(w, "  write commits per order       %.2f = 1 POST + %.2f handler transactions (inbox rows) + %.2f mark batches (distinct sent_at: fast-path marks and relay sweeps)\n",
 		r.writeCommitsPerOrder, r.handledPerOrder, r.batchesPerOrder)
 	fmt.Fprintf(w, "  Com_commit per order          %.2f (MariaDB, server-wide: also read-only commits such as idle relay polls, and anything else on this server)\n", r.commitsPerOrder)
 	kinds := make([]string, 0, len(r.statementsByKind))
@@ -749,7 +749,7 @@ func stages(ctx context.Context, p *platform, all []placed, warmEnd time.Time) (
 	}
 	out := []stage{
 		{name: "POST -> order_placed enqueued (orders API transaction)"},
-		{name: "order_placed enqueued -> confirmed by the broker (commit, relay)"},
+		{name: "order_placed enqueued -> confirmed by the broker (commit, publish)"},
 		{name: "order_placed confirmed -> inventory handler starts (*)"},
 		{name: "inventory handler -> stock_reserved enqueued"},
 		{name: "stock_reserved enqueued -> confirmed by the broker"},
@@ -801,5 +801,5 @@ func printStages(cfg config, rs []sagaResult) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "    (*) sent_at is stamped once the relay's whole batch is confirmed: a handler may start before it\n")
+	fmt.Fprintf(w, "    (*) sent_at is stamped with the last confirm of a batch (of the fast path's marks, or of a relay sweep): a handler may start before it\n")
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/sagittarius-a/sagittarius/internal/txhook"
 )
 
 // txAttempts bounds how many times InTx runs a transaction that keeps
@@ -46,6 +48,11 @@ func IsRetryable(err error) bool {
 // without resetting them first, no calls to other systems). Results meant
 // for the caller should be assigned, not accumulated, by fn, and side
 // effects such as waking the outbox relay belong after InTx returns nil.
+//
+// Events fn enqueues (eventbus.Enqueue) are published right after the
+// commit when an eventbus.Relay runs on db in this process (the fast path,
+// eventbus.Track, reached through internal/txhook): InTx puts them in flight without waiting for the broker.
+// Waking the relay afterwards stays harmless.
 func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
 		err := runTx(ctx, db, fn)
@@ -71,11 +78,14 @@ func runTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // after a commit: sql.ErrTxDone, ignored
+	events := txhook.Track(db, tx)
+	defer events.Discard()
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	events.Committed()
 	return nil
 }
