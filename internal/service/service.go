@@ -74,6 +74,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
@@ -123,6 +124,8 @@ type Process struct {
 
 	spec   Spec
 	group  Group
+	keeper *failedmsg.Keeper // nil without a bus
+	failed *failedmsg.API    // nil without a bus
 	routes []route
 	mws    []func(http.Handler) http.Handler
 }
@@ -213,6 +216,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 		if err := p.openBus(db, cfg.AMQPURL); err != nil {
 			return err
 		}
+		p.openFailed()
 	}
 	api, err := wire(p)
 	if err != nil {
@@ -234,6 +238,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	if p.Bus != nil {
 		p.group.Go("bus", p.Bus.Run)
 		p.group.Go("relay", p.Relay.Run)
+		p.group.Go("failed-messages", p.keeper.Run)
 	}
 	signalled := make(chan struct{})
 	p.group.Add("signal", func() error {
@@ -259,6 +264,9 @@ func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Lo
 	}
 	if err := eventbus.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("eventbus tables: %w", err)
+	}
+	if err := failedmsg.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("failed-messages tables: %w", err)
 	}
 	return nil
 }
@@ -290,7 +298,7 @@ func (p *Process) events() contracts.Events {
 
 // contract returns api's description and checks it against the spec.
 func (p *Process) contract(api API) (contracts.Service, error) {
-	svc := api.Contract(p.events())
+	svc := p.withFailed(api.Contract(p.events()))
 	if svc.Dir != p.spec.Dir {
 		return svc, fmt.Errorf("service: the contract's Dir %q is not the spec's %q", svc.Dir, p.spec.Dir)
 	}
