@@ -87,11 +87,11 @@ type FailedMessage struct {
 	TraceID       string     `json:"trace_id,omitempty" description:"the W3C trace id of its traceparent"`
 	Version       int64      `json:"version"`
 	// Only in the item:
-	Properties  *Properties    `json:"properties,omitempty" description:"the AMQP properties it was received with (item only)"`
-	Headers     Headers        `json:"headers,omitempty" description:"the AMQP headers of its last dead-lettering (item only)"`
-	Payload     Payload        `json:"payload,omitempty" description:"the body, when it is JSON (item only)"`
-	PayloadText string         `json:"payload_text,omitempty" description:"the body as text when it is not JSON (base64: prefix when not UTF-8) (item only)"`
-	Links       hal.Links      `json:"_links" links:"self,group,failed-messages"`
+	Properties  *Properties `json:"properties,omitempty" description:"the AMQP properties it was received with (item only)"`
+	Headers     Headers     `json:"headers,omitempty" description:"the AMQP headers of its last dead-lettering (item only)"`
+	Payload     Payload     `json:"payload,omitempty" description:"the body, when it is JSON (item only)"`
+	PayloadText string      `json:"payload_text,omitempty" description:"the body as text when it is not JSON (base64: prefix when not UTF-8) (item only)"`
+	Links       hal.Links   `json:"_links" links:"self,group,failed-messages"`
 }
 
 // Headers are a message's AMQP headers as JSON values.
@@ -119,6 +119,12 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 		return []byte("null"), nil
 	}
 	return p, nil
+}
+
+// UnmarshalJSON keeps the JSON value as it is (for clients of the API).
+func (p *Payload) UnmarshalJSON(b []byte) error {
+	*p = append((*p)[:0], b...)
+	return nil
 }
 
 // JSONSchema documents Payload: any JSON value, with an example.
