@@ -471,6 +471,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	href := a.api.Href("failed-messages")
 	c := hal.NewCollection(Rel, href, q, out, p, total).Searchable(a.api.Href(), Rel, href, "type", "group", "status", "from", "to", "page", "size")
+	c.Links.SetLink("failed-message", hal.Link{Href: href + "/{id}", Templated: true})
 	c.Links.Set(GroupsRel, a.api.Href("failed-message-groups"))
 	c.Links.Set(RetriesRel, a.api.Href("failed-message-retries"))
 	c.Links.Set(ActionsRel, a.api.Href("failed-message-actions"))
