@@ -20,8 +20,11 @@
 //
 // Run does the rest, in this order: the configuration (ConfigFrom, one
 // Validate), the JSON logger on stdout, pprof (PPROF_ADDR), the database
-// (opened within Config.OpenTimeout; the service's goose migrations and the
-// bus tables), the bus (eventbus.New, Publishes), the relay, the service's
+// (opened within Config.OpenTimeout; the service's goose migrations, the
+// bus tables and the failed-messages tables), the bus (eventbus.New,
+// Publishes), the relay, the failed messages (internal/failedmsg: the keeper
+// of the dead letters, an actor of the group, and its routes, added to the
+// service's contract), the service's
 // wiring, the router (GET /health checking MySQL and RabbitMQ, the route
 // table of the service's contract, the contract routes of contracts.Mount),
 // the middleware stack (httpkit.Stack), and the run group: the HTTP server,
