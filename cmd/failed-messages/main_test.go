@@ -104,6 +104,20 @@ func TestCommandsFollowLinks(t *testing.T) {
 	if err != nil || !strings.Contains(out, "retry operation") || !strings.Contains(out, "1 messages") {
 		t.Fatalf("retry: %v\n%s", err, out)
 	}
+	// --wait polls the operation until it completes (here completed by
+	// hand: the keeper, which carries operations out, is not running).
+	go func() {
+		for n := 0; n < 2; time.Sleep(20 * time.Millisecond) { // the earlier operation and this one
+			_ = db.Get(&n, `SELECT COUNT(*) FROM failed_message_retries`)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, _ = db.Exec(`UPDATE failed_message_retry_items SET outcome = 'republished', detail = 'sent'`)
+		_, _ = db.Exec(`UPDATE failed_message_retries SET status = 'completed', done = total, succeeded = total`)
+	}()
+	out, err = cli("retry", "payments", ids[good], "--wait", "--poll", "50ms")
+	if err != nil || !strings.Contains(out, "running: 0/1 done") || !strings.Contains(out, "completed: 1/1 done, 1 republished, 0 failed") {
+		t.Fatalf("retry --wait: %v\n%s", err, out)
+	}
 	out, err = cli("actions", "payments")
 	if err != nil || !strings.Contains(out, "retry") || !strings.Contains(out, "archive") || !strings.Contains(out, failedmsg.ActorPlaceholder) {
 		t.Fatalf("actions: %v\n%s", err, out)
