@@ -344,7 +344,7 @@ func poison(ctx context.Context, c *chaos) (string, []violation, error) {
 		sleep(ctx, time.Second)
 	}
 	sleep(ctx, 3*time.Second)
-	return fmt.Sprintf("%d poison events on sagittarius-a (%s), each expected in the dead-letter queue of %s",
+	return fmt.Sprintf("%d poison events on sagittarius-a (%s), each expected in the failed messages of %s",
 		len(kinds), strings.Join(kinds, "; "), strings.Join(c.consumers["sales.orders.order_placed"], ", ")), nil, nil
 }
 
