@@ -543,10 +543,49 @@ func TestRetryResumesAfterARestart(t *testing.T) {
 		t.Fatalf("after the stop: %+v, %d republished", st, republished)
 	}
 
+	// Restarted, it resumes at once.
+	q.start()
+	done := st.Done
+	q.eventually("the operation resumed", func() bool { q.get(path, &op); return op.Done > done && op.Status == "running" })
+	q.stop()
+
+	// As if the instance had died mid-batch: the operation still running
+	// under another owner's lease, one message marked retrying and its
+	// outcome "publishing" (sent or not, unknown). Another start waits for
+	// the lease to expire, then sends that message again and the rest.
+	var item struct {
+		Seq  int    `db:"seq"`
+		FMID string `db:"failed_message_id"`
+	}
+	if err := db.Get(&item, `SELECT seq, failed_message_id FROM failed_message_retry_items WHERE outcome = 'pending' ORDER BY seq LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE failed_messages SET status = 'retrying', retries = retries + 1 WHERE id = '` + item.FMID + `'`,
+		`UPDATE failed_message_retry_items SET outcome = 'publishing', retries = 1 WHERE seq = ` + fmt.Sprint(item.Seq),
+		`UPDATE failed_message_retries SET status = 'running', owner = 'a-dead-instance', lease_until = ?`,
+	} {
+		var args []any
+		if strings.Contains(stmt, "?") {
+			args = append(args, time.Now().UTC().Add(2*time.Second))
+		}
+		if _, err := db.Exec(stmt, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	q.start()
 	op = q.awaitRetry(loc)
-	if op.Total != n || op.Succeeded != n || op.Restarts != 1 {
-		t.Fatalf("after the restart: %+v", op)
+	if op.Total != n || op.Succeeded != n || op.Restarts != 2 {
+		t.Fatalf("after the restarts: %+v", op)
+	}
+	var resent failedmsg.RetryOutcome
+	for _, o := range op.Outcomes {
+		if o.FailedMessageID == item.FMID {
+			resent = o
+		}
+	}
+	if resent.Outcome != "republished" {
+		t.Fatalf("the message in flight at the crash: %+v", resent)
 	}
 	q.eventually("all resolved", func() bool { return q.list("status=resolved").Total == n })
 	for i := range n {
