@@ -50,7 +50,7 @@ func TestCommandsFollowLinks(t *testing.T) {
 	defer srv.Close()
 	api := hal.MustBase(srv.URL).Join("payments", "v1")
 	rt := httpkit.NewRouter()
-	contracts.HandleRoutes(rt, failedmsg.NewAPI(failedmsg.NewKeeper(db, nil, nil), api, nil).Routes())
+	contracts.HandleRoutes(rt, failedmsg.NewAPI(failedmsg.NewKeeper(db, nil, nil), api, nil, false).Routes())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		hal.Write(w, r, 200, map[string]any{"_links": hal.Links{"self": hal.To(srv.URL + "/"), "payments": hal.To(api.Href())}})

@@ -113,6 +113,7 @@ type Message struct {
 	Timestamp     *time.Time
 	Headers       map[string]any
 	Body          []byte
+	OriginalBody  []byte // the payload as dead-lettered, when an operator edited it (nil otherwise)
 	Reason        string
 	Fingerprint   string
 	Malformed     string // why it breaks the event rules; "" when well formed
@@ -153,7 +154,7 @@ type Action struct {
 	At        time.Time
 	Actor     string // the caller (see Identity)
 	RequestID string
-	Action    string // retry, archive, unarchive
+	Action    string // retry, archive, unarchive, edit
 	Target    string // what was selected: "ids" or "group:<fingerprint>" or a message id
 	Count     int    // how many messages it concerned
 	RetryID   string // the retry operation, for a retry

@@ -86,14 +86,19 @@ func (q *qa) run(ctx context.Context, getenv func(string) string, stdout io.Writ
 	})
 }
 
-// startQA runs qa.failures in a fresh vhost and database, broken.
-func startQA(t *testing.T) *qa {
+// startQA runs qa.failures in a fresh vhost and database, broken, with env
+// (KEY=VALUE) added to its environment.
+func startQA(t *testing.T, env ...string) *qa {
 	adminURL, vhost := testinfra.NewVhost(t)
 	testinfra.DeclareExchange(t, vhost)
 	q := &qa{t: t, adminURL: adminURL, vhost: vhost, handled: map[string]int{}}
 	q.broken.Store(true)
 	q.env = map[string]string{"AMQP_URL": testinfra.NewServiceUser(t, vhost, qaService), "MYSQL_DSN": testinfra.NewDatabaseDSN(t),
 		"PUBLIC_BASE_URL": "http://gw.test"}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		q.env[k] = v
+	}
 	conn, err := amqp.Dial(adminURL)
 	if err != nil {
 		t.Fatal(err)
@@ -466,6 +471,9 @@ func TestFailedMessagesKeptGroupedRetriedAndArchived(t *testing.T) {
 		!strings.Contains(string(body), `"status":"archived"`) {
 		t.Fatalf("archive: %d %s", code, body)
 	}
+	if code, body := q.do("PATCH", "/v1/failed-messages/"+poison.ID, `{"payload":{"uuid":"x"}}`); code != 422 || !strings.Contains(string(body), "FAILED_MESSAGES_ALLOW_EDIT") {
+		t.Fatalf("PATCH of a payload where editing is off: %d %s", code, body)
+	}
 	if code, _ := q.do("PATCH", "/v1/failed-messages/"+poison.ID, `{"status":"resolved"}`); code != 422 {
 		t.Fatalf("PATCH to resolved: %d", code)
 	}
@@ -662,5 +670,49 @@ func TestFingerprintGroupsTheSameFailure(t *testing.T) {
 	}
 	if fp := failedmsg.Fingerprint("t", "x"); !failedmsg.ValidFingerprint(fp) || failedmsg.ValidFingerprint("XYZ") {
 		t.Errorf("fingerprint %q", fp)
+	}
+}
+
+func TestEditedPayloadKeepsItsUUID(t *testing.T) {
+	q := startQA(t, "FAILED_MESSAGES_ALLOW_EDIT=1")
+	msg := q.publish(thing{ID: "e1", Mode: "a"})
+	q.eventually("kept", func() bool { return q.list("").Total == 1 })
+	m := q.list("").Embedded.Items[0]
+	path := "/v1/failed-messages/" + m.ID
+	fired := `"fired_at":"2026-11-22T10:00:00.000Z"`
+	if code, body := q.do("PATCH", path, `{"payload":{"uuid":"`+uuid.NewString()+`",`+fired+`,"thing":{"id":"e1","mode":"ok"}}}`); code != 422 ||
+		!strings.Contains(string(body), "the uuid must stay") {
+		t.Fatalf("an edit that changes the uuid: %d %s", code, body)
+	}
+	if code, _ := q.do("PATCH", path, `{"payload":{"uuid":"`+msg.ID+`",`+fired+`},"status":"archived"}`); code != 422 {
+		t.Fatalf("status and payload at once: %d", code)
+	}
+	code, body := q.do("PATCH", path, `{"payload":{"uuid":"`+msg.ID+`",`+fired+`,"thing":{"id":"e1","mode":"ok"}}}`, "X-Request-Id", "edit-1")
+	if code != 200 {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	var edited failedmsg.FailedMessage
+	q.get(path, &edited)
+	if !edited.Edited || !strings.Contains(string(edited.Payload), `"mode":"ok"`) || !strings.Contains(string(edited.OriginalPayload), `"mode":"a"`) ||
+		edited.MessageID != msg.ID {
+		t.Fatalf("edited: %+v", edited)
+	}
+	// Still broken for mode a: the edited payload is what the handler gets.
+	q.awaitRetry(q.retry(`{"ids":["` + m.ID + `"]}`))
+	q.eventually("resolved", func() bool { q.get(path, &edited); return edited.Status == "resolved" })
+	if n := q.handledCount("e1"); n != 1 {
+		t.Fatalf("handled %d times", n)
+	}
+	if code, _ := q.do("PATCH", path, `{"payload":{"uuid":"`+msg.ID+`",`+fired+`}}`); code != 409 {
+		t.Fatalf("edit of a resolved message: %d", code)
+	}
+	var acts struct {
+		Embedded struct {
+			Items []failedmsg.FailedMessageAction `json:"failed-message-actions"`
+		} `json:"_embedded"`
+	}
+	q.get("/v1/failed-message-actions", &acts)
+	if len(acts.Embedded.Items) != 2 || acts.Embedded.Items[1].Action != "edit" || acts.Embedded.Items[1].RequestID != "edit-1" {
+		t.Fatalf("actions: %+v", acts.Embedded.Items)
 	}
 }

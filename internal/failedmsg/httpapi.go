@@ -49,19 +49,22 @@ func Identify(r *http.Request) Identity {
 
 // API serves a service's failed messages as HAL resources under its /v1.
 type API struct {
-	keeper *Keeper
-	store  *Store
-	api    hal.Base // <public>/<dir>/v1
-	logger *slog.Logger
+	keeper    *Keeper
+	store     *Store
+	api       hal.Base // <public>/<dir>/v1
+	logger    *slog.Logger
+	allowEdit bool
 }
 
 // NewAPI returns the API of keeper's store, with links on api (the
-// service's absolute API base, e.g. base.Join("orders", "v1")).
-func NewAPI(keeper *Keeper, api hal.Base, logger *slog.Logger) *API {
+// service's absolute API base, e.g. base.Join("orders", "v1")). allowEdit
+// lets operators replace a payload before a retry (PATCH with "payload"; the
+// kit sets it from FAILED_MESSAGES_ALLOW_EDIT=1); off, such a PATCH is a 422.
+func NewAPI(keeper *Keeper, api hal.Base, logger *slog.Logger, allowEdit bool) *API {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &API{keeper: keeper, store: keeper.store, api: api, logger: logger}
+	return &API{keeper: keeper, store: keeper.store, api: api, logger: logger, allowEdit: allowEdit}
 }
 
 // FailedMessage is the REST model of a failed message. In a collection the
@@ -91,7 +94,10 @@ type FailedMessage struct {
 	Headers     Headers     `json:"headers,omitempty" description:"the AMQP headers of its last dead-lettering (item only)"`
 	Payload     Payload     `json:"payload,omitempty" description:"the body, when it is JSON (item only)"`
 	PayloadText string      `json:"payload_text,omitempty" description:"the body as text when it is not JSON (base64: prefix when not UTF-8) (item only)"`
-	Links       hal.Links   `json:"_links" links:"self,group,failed-messages"`
+	// OriginalPayload is the payload as dead-lettered, when it was edited (item only).
+	OriginalPayload Payload   `json:"original_payload,omitempty" description:"the payload as dead-lettered, when an operator edited it (item only)"`
+	Edited          bool      `json:"edited" description:"whether an operator replaced the payload (FAILED_MESSAGES_ALLOW_EDIT)"`
+	Links           hal.Links `json:"_links" links:"self,group,failed-messages"`
 }
 
 // Headers are a message's AMQP headers as JSON values.
@@ -194,7 +200,7 @@ type FailedMessageAction struct {
 	At        time.Time `json:"at"`
 	Actor     string    `json:"actor" description:"who: unauthenticated-operator until the platform authenticates operators"`
 	RequestID string    `json:"request_id" description:"the X-Request-Id of the request"`
-	Action    string    `json:"action" enum:"retry,archive,unarchive"`
+	Action    string    `json:"action" enum:"retry,archive,unarchive,edit"`
 	Target    string    `json:"target"`
 	Count     int       `json:"count"`
 	RetryID   string    `json:"retry_id,omitempty"`
@@ -212,7 +218,8 @@ type retryRequest struct {
 
 // patchRequest is the body of PATCH /v1/failed-messages/{id}.
 type patchRequest struct {
-	Status string `json:"status" required:"true" enum:"archived,unresolved"`
+	Status  string  `json:"status,omitempty" enum:"archived,unresolved" description:"archived, or unresolved to unarchive"`
+	Payload Payload `json:"payload,omitempty" description:"a new payload for the next retry, only where FAILED_MESSAGES_ALLOW_EDIT=1: a JSON object with the same uuid and a fired_at in the event format; the message must be unresolved and well formed. Give status or payload, not both."`
 }
 
 type listParams struct {
@@ -269,9 +276,10 @@ func (a *API) Routes() []contracts.Route {
 			Summary: "One failed message in full: properties, headers, payload", Params: idParams{},
 			Responses: ok(FailedMessage{}, "ETag"), Errors: []int{http.StatusNotFound}},
 		{Method: "PATCH", Path: "/v1/failed-messages/{id}", Handler: a.patch, ID: "updateFailedMessage", Tag: tag,
-			Summary:     "Archive a failed message, or unarchive it",
-			Description: `{"status":"archived"} from unresolved or resolved; {"status":"unresolved"} from archived. Recorded in the audit log.`,
-			Params:      patchParams{}, Body: patchRequest{}, Responses: ok(FailedMessage{}, "ETag"),
+			Summary: "Archive a failed message, unarchive it, or edit its payload before a retry",
+			Description: `{"status":"archived"} from unresolved or resolved; {"status":"unresolved"} from archived; {"payload":{…}} (only where ` +
+				`FAILED_MESSAGES_ALLOW_EDIT=1, else 422) replaces the payload of an unresolved message, keeping its uuid. Recorded in the audit log.`,
+			Params: patchParams{}, Body: patchRequest{}, Responses: ok(FailedMessage{}, "ETag"),
 			Errors: []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
 		{Method: "GET", Path: "/v1/failed-message-groups", Handler: a.groups, ID: "listFailedMessageGroups", Tag: tag,
 			Summary: "Failed messages grouped by failure (event type and normalised reason)", Params: groupListParams{},
@@ -396,6 +404,7 @@ func (a *API) message(m Message, full bool) FailedMessage {
 		Fingerprint: m.Fingerprint, Malformed: m.Malformed, Retryable: m.Malformed == "" && m.Status == Unresolved,
 		Attempts: m.Attempts, DeadLetters: m.DeadLetters, Retries: m.Retries, FirstFailedAt: m.FirstFailedAt, LastFailedAt: m.LastFailedAt,
 		RetriedAt: m.RetriedAt, ResolvedAt: m.ResolvedAt, CorrelationID: m.CorrelationID, TraceID: m.TraceID, Version: m.Version,
+		Edited: m.OriginalBody != nil,
 		Links: hal.Links{
 			"self":            hal.To(a.api.Href("failed-messages", m.ID)),
 			"group":           hal.To(a.api.Href("failed-message-groups", m.Fingerprint)),
@@ -405,6 +414,9 @@ func (a *API) message(m Message, full bool) FailedMessage {
 	if full {
 		out.Properties = &Properties{MessageID: m.MessageID, Type: m.Type, AppID: m.AppID, ContentType: m.ContentType, Timestamp: m.Timestamp}
 		out.Headers = m.Headers
+		if m.OriginalBody != nil {
+			out.OriginalPayload = Payload(m.OriginalBody)
+		}
 		if len(m.Body) > 0 && json.Valid(m.Body) {
 			out.Payload = Payload(m.Body)
 		} else if utf8.Valid(m.Body) {
@@ -510,11 +522,22 @@ func (a *API) patch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if req.Status != string(Archived) && req.Status != string(Unresolved) {
-		a.fail(w, r, problem.Validation(problem.FieldError{Field: "/status", Message: "must be archived or unresolved"}))
-		return
+	var m Message
+	var err error
+	switch {
+	case req.Status == "" && len(req.Payload) == 0:
+		err = problem.Validation(problem.FieldError{Field: "/status", Message: "give status (archived or unresolved) or payload"})
+	case req.Status != "" && len(req.Payload) > 0:
+		err = problem.Validation(problem.FieldError{Field: "/payload", Message: "change the status or the payload, not both at once"})
+	case len(req.Payload) > 0 && !a.allowEdit:
+		err = problem.Validation(problem.FieldError{Field: "/payload", Message: "editing payloads is off on this service (FAILED_MESSAGES_ALLOW_EDIT=1 turns it on)"})
+	case len(req.Payload) > 0:
+		m, err = a.store.EditPayload(r.Context(), id, req.Payload, httpkit.IfMatch(r).Allows, Identify(r))
+	case req.Status != string(Archived) && req.Status != string(Unresolved):
+		err = problem.Validation(problem.FieldError{Field: "/status", Message: "must be archived or unresolved"})
+	default:
+		m, err = a.store.SetStatus(r.Context(), id, Status(req.Status), httpkit.IfMatch(r).Allows, Identify(r))
 	}
-	m, err := a.store.SetStatus(r.Context(), id, Status(req.Status), httpkit.IfMatch(r).Allows, Identify(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -33,6 +33,7 @@ var schema = []string{
 		sent_at         DATETIME(3)   NULL,
 		headers         MEDIUMTEXT    NOT NULL,
 		body            MEDIUMBLOB    NOT NULL,
+		original_body   MEDIUMBLOB    NULL,
 		reason          TEXT          NOT NULL,
 		fingerprint     CHAR(16)      NOT NULL,
 		malformed       VARCHAR(1024) NOT NULL,
@@ -264,7 +265,7 @@ func (s *Store) UnresolvedCount(ctx context.Context) (int, error) {
 }
 
 const messageColumns = `id, message_key, message_id, type, app_id, content_type, correlation_id, trace_id, sent_at, headers, body,
-	reason, fingerprint, malformed, status, attempts, dead_letters, retries, first_failed_at, last_failed_at, retried_at, resolved_at, version`
+	original_body, reason, fingerprint, malformed, status, attempts, dead_letters, retries, first_failed_at, last_failed_at, retried_at, resolved_at, version`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -273,7 +274,7 @@ func scanMessage(row scanner) (Message, error) {
 	var headers, status string
 	var ts, retried, resolved sql.NullTime
 	err := row.Scan(&m.ID, &m.Key, &m.MessageID, &m.Type, &m.AppID, &m.ContentType, &m.CorrelationID, &m.TraceID, &ts, &headers, &m.Body,
-		&m.Reason, &m.Fingerprint, &m.Malformed, &status, &m.Attempts, &m.DeadLetters, &m.Retries, &m.FirstFailedAt, &m.LastFailedAt,
+		&m.OriginalBody, &m.Reason, &m.Fingerprint, &m.Malformed, &status, &m.Attempts, &m.DeadLetters, &m.Retries, &m.FirstFailedAt, &m.LastFailedAt,
 		&retried, &resolved, &m.Version)
 	if err != nil {
 		return m, err
@@ -448,6 +449,53 @@ func (s *Store) SetStatus(ctx context.Context, id string, to Status, allow func(
 		}
 		out.Status, out.Version = to, m.Version+1
 		return s.record(ctx, tx, who, action, id, 1, "", fmt.Sprintf("%s %s (%s): %s -> %s", m.MessageID, m.Type, m.Fingerprint, m.Status, to))
+	})
+	return out, err
+}
+
+// EditPayload replaces the payload of an unresolved, well-formed message
+// before it is retried, keeping the first payload as its original, and
+// records the action. The new payload must pass the event rules with the
+// message's own properties (eventbus.ValidateMessage): its uuid stays the
+// message id, so the inbox still recognises the event. A payload that does
+// not is an *InvalidError; a message that is malformed or not unresolved a
+// *ConflictError; allow and ErrStale, ErrNotFound as for SetStatus.
+func (s *Store) EditPayload(ctx context.Context, id string, body []byte, allow func(version int64) bool, who Identity) (Message, error) {
+	var out Message
+	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		m, err := scanMessage(tx.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM failed_messages WHERE id = ? FOR UPDATE`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !allow(m.Version) {
+			return ErrStale
+		}
+		switch {
+		case m.Malformed != "":
+			return &ConflictError{"the message is malformed (" + m.Malformed + "): it can be archived, not edited"}
+		case m.Status != Unresolved:
+			return &ConflictError{fmt.Sprintf("the message is %s: only an unresolved message can be edited", m.Status)}
+		}
+		if err := eventbus.ValidateMessage(m.ContentType, m.MessageID, m.AppID, m.Type, body); err != nil {
+			var mal *eventbus.MalformedError
+			if errors.As(err, &mal) {
+				return &InvalidError{"/payload", mal.Reason + " (the uuid must stay " + m.MessageID + ")"}
+			}
+			return &InvalidError{"/payload", err.Error()}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE failed_messages SET original_body = COALESCE(original_body, body), body = ?, version = version + 1
+			WHERE id = ?`, body, id); err != nil {
+			return err
+		}
+		if m.OriginalBody == nil {
+			m.OriginalBody = m.Body
+		}
+		m.Body, m.Version = body, m.Version+1
+		out = m
+		return s.record(ctx, tx, who, "edit", id, 1, "", fmt.Sprintf("%s %s: payload of %d bytes replaced by %d bytes", m.MessageID, m.Type, len(m.OriginalBody), len(body)))
 	})
 	return out, err
 }

@@ -14,7 +14,7 @@ import (
 // require the role "operator" (see failedmsg.Identify).
 func (p *Process) openFailed() {
 	p.keeper = failedmsg.NewKeeper(p.DB, p.Bus, p.Logger)
-	p.failed = failedmsg.NewAPI(p.keeper, p.Base.Join(p.spec.Dir, "v1"), p.Logger)
+	p.failed = failedmsg.NewAPI(p.keeper, p.Base.Join(p.spec.Dir, "v1"), p.Logger, p.Config.FailedMessagesAllowEdit)
 }
 
 // withFailed adds the failed-messages routes to svc's, for a service with a
