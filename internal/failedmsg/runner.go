@@ -14,9 +14,14 @@ import (
 )
 
 // Lease is how long an instance holds a retry operation without renewing
-// it (it renews it at every batch). An operation whose instance died is
-// resumed by another, or by the restarted one, once its lease expired.
-const Lease = 15 * time.Second
+// it (it renews it at every batch, and while it waits between batches; a
+// batch's publishing is bounded well below it). An operation whose instance
+// died is resumed by another, or by the restarted one, once its lease
+// expired; one stopped cleanly is resumed at once.
+const Lease = 45 * time.Second
+
+// publishTimeout bounds the broker's confirms of one batch.
+const publishTimeout = 20 * time.Second
 
 // claim takes the oldest operation that is running or interrupted and not
 // held by a live lease of another instance, and returns its id ("" when
@@ -52,6 +57,22 @@ func (s *Store) claim(ctx context.Context, owner string) (string, error) {
 		return nil
 	})
 	return id, err
+}
+
+// renew extends owner's lease of op; errLeaseLost when owner no longer holds it.
+func (s *Store) renew(ctx context.Context, op, owner string) error {
+	now := s.now()
+	res, err := s.db.ExecContext(ctx, `UPDATE failed_message_retries SET lease_until = ? WHERE id = ? AND owner = ? AND status = 'running'`,
+		now.Add(Lease), op, owner)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errLeaseLost
+	}
+	return nil
 }
 
 // release marks the operations owner holds as interrupted (at a stop), so
@@ -244,7 +265,7 @@ func (k *Keeper) runOp(ctx context.Context, op string) error {
 			for i, p := range batch {
 				msgs[i] = p.msg
 			}
-			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishTimeout)
 			errs := k.bus.Redeliver(pctx, msgs...)
 			cancel()
 			if err := k.store.settleBatch(context.WithoutCancel(ctx), op, batch, errs); err != nil {
@@ -257,9 +278,16 @@ func (k *Keeper) runOp(ctx context.Context, op string) error {
 		}
 		if r.RatePerSecond > 0 && len(batch) > 0 {
 			wait := time.Duration(float64(len(batch))/r.RatePerSecond*float64(time.Second)) - time.Since(start)
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
+			for wait > 0 && ctx.Err() == nil {
+				step := min(wait, Lease/3)
+				select {
+				case <-ctx.Done():
+				case <-time.After(step):
+				}
+				wait -= step
+				if err := k.store.renew(ctx, op, k.owner); err != nil && ctx.Err() == nil {
+					return err
+				}
 			}
 		}
 	}
