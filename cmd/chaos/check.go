@@ -24,7 +24,11 @@ type snapshot struct {
 	Shipments    []shipmentView             // shipping API
 	Events       []event                    // every service's outbox
 	Inbox        map[string]map[string]bool // service name -> uuids in its inbox
-	DeadLetters  map[string][]deadLetter    // service name -> messages in its dead-letter queue
+	DeadLetters  map[string][]deadLetter    // service name -> its failed messages (internal/failedmsg, read through its API)
+	// DeadLetterQueues are the messages still in each service's dead-letter
+	// queue: the keeper moves every one into the service's failed messages,
+	// so after quiescence there are none.
+	DeadLetterQueues map[string][]deadLetter
 }
 
 type orderView struct {
@@ -54,6 +58,8 @@ type event struct {
 
 type deadLetter struct {
 	MessageID, Type, Reason string
+	Status                  string // of a failed message: unresolved, retrying, resolved or archived
+	Kept                    bool   // read from the service's failed messages (not its dead-letter queue)
 }
 
 // expectation is what the shopper and the scenarios did, and what the
@@ -93,7 +99,7 @@ func (v violation) String() string { return v.Kind + ": " + v.What }
 // report is the result of check.
 type report struct {
 	Orders       int // orders acknowledged by the platform (201)
-	DeadLettered int // messages in dead-letter queues
+	DeadLettered int // dead letters not resolved by a retry: failed messages unresolved or archived (and any left in a dead-letter queue)
 	Violations   []violation
 }
 
@@ -421,14 +427,29 @@ func checkStock(s snapshot, e expectation, counts map[string]map[string]int, add
 
 // checkDelivery checks that every published event was handled by every
 // service that consumes its type (its uuid is in their inbox), that nothing
-// else was handled, and that the dead-letter queues hold exactly the poison
-// messages, each with a reason. It returns how many dead letters there are.
+// else was handled, and that every dead letter is accounted for: the keeper
+// moved each one from its dead-letter queue into the service's failed
+// messages (none is left in a queue), a retried one was handled (resolved)
+// or failed again (unresolved), never left in between (retrying), and the
+// dead letters not resolved are exactly the poison messages, each with a
+// reason. It returns how many dead letters are not resolved.
 func checkDelivery(s snapshot, e expectation, byUUID map[string]event, add func(kind, format string, args ...any)) int {
 	dead := map[string]map[string]deadLetter{} // service -> message id -> dead letter
 	total := 0
+	for svc, dls := range s.DeadLetterQueues {
+		for _, d := range dls {
+			add(kindLost, "dead letter %s (%s) left in the dead-letter queue of %s: not kept in its failed messages", d.MessageID, d.Type, svc)
+		}
+	}
 	for svc, dls := range s.DeadLetters {
 		dead[svc] = map[string]deadLetter{}
 		for _, d := range dls {
+			switch d.Status {
+			case "resolved":
+				continue // handled after a retry: accounted for
+			case "retrying":
+				add(kindLost, "failed message %s (%s) in %s was retried but neither handled nor dead-lettered again", d.MessageID, d.Type, svc)
+			}
 			total++
 			dead[svc][d.MessageID] = d
 			if strings.TrimSpace(d.Reason) == "" {
@@ -443,7 +464,7 @@ func checkDelivery(s snapshot, e expectation, byUUID map[string]event, add func(
 			d, ok := dead[svc][p.MessageID]
 			switch {
 			case !ok:
-				add(kindInvariant, "poison message %s (%s) is not in the dead-letter queue of %s", p.MessageID, p.Type, svc)
+				add(kindInvariant, "poison message %s (%s) is not in the failed messages of %s", p.MessageID, p.Type, svc)
 			case !strings.Contains(d.Reason, p.Reason):
 				add(kindInvariant, "poison message %s in %s: reason %q does not say %q", p.MessageID, svc, d.Reason, p.Reason)
 			}

@@ -46,7 +46,7 @@ func world(t *testing.T) (snapshot, expectation) {
 	s := snapshot{
 		Orders: map[string]orderView{}, Reservations: map[string]reservationView{}, Stock: map[string]stockView{},
 		Replenished: map[string]int64{"pA": 100}, Refills: map[string]int{"pA": 1},
-		Inbox: map[string]map[string]bool{}, DeadLetters: map[string][]deadLetter{},
+		Inbox: map[string]map[string]bool{}, DeadLetters: map[string][]deadLetter{}, DeadLetterQueues: map[string][]deadLetter{},
 	}
 	e := expectation{
 		Replenished: map[string]int64{"pA": 100}, Ambiguous: map[string]int64{},
@@ -152,8 +152,11 @@ func TestCheckAcceptsAConsistentWorld(t *testing.T) {
 	// their reason, are expected, and counted.
 	e.Poison = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "not a JSON object"}}
 	for _, svc := range e.Consumers["sales.orders.order_placed"] {
-		s.DeadLetters[svc] = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "malformed: payload is not a JSON object"}}
+		s.DeadLetters[svc] = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "malformed: payload is not a JSON object", Status: "archived"}}
 	}
+	// A dead letter retried and handled (resolved) is accounted for, not counted.
+	s.DeadLetters["finance.payments"] = append(s.DeadLetters["finance.payments"],
+		deadLetter{MessageID: "m1", Type: "logistics.inventory.stock_reserved", Reason: "permanent: injected", Status: "resolved"})
 	r = check(s, e)
 	if len(r.Violations) > 0 || r.DeadLettered != 3 {
 		t.Fatalf("with poison dead-lettered as expected: %+v", r)
@@ -246,7 +249,13 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 		{"poison message not dead-lettered by a consumer", func(s *snapshot, e *expectation) {
 			e.Poison = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "not a JSON object"}}
 			s.DeadLetters["logistics.inventory"] = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed", Reason: "payload is not a JSON object"}}
-		}, kindInvariant, "is not in the dead-letter queue of finance.payments"},
+		}, kindInvariant, "is not in the failed messages of finance.payments"},
+		{"dead letter left in a dead-letter queue", func(s *snapshot, e *expectation) {
+			s.DeadLetterQueues["finance.payments"] = []deadLetter{{MessageID: "m1", Type: "logistics.inventory.stock_reserved", Reason: "handler failed 5 times"}}
+		}, kindLost, "left in the dead-letter queue of finance.payments"},
+		{"retried message neither handled nor dead-lettered", func(s *snapshot, e *expectation) {
+			s.DeadLetters["finance.payments"] = []deadLetter{{MessageID: "m1", Type: "logistics.inventory.stock_reserved", Reason: "permanent: x", Status: "retrying"}}
+		}, kindLost, "was retried but neither handled nor dead-lettered again"},
 		{"dead letter without a reason", func(s *snapshot, e *expectation) {
 			e.Poison = []deadLetter{{MessageID: "poison-1", Type: "sales.orders.order_placed"}}
 			for _, svc := range e.Consumers["sales.orders.order_placed"] {

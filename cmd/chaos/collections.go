@@ -5,13 +5,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // loadCollections returns, for each service dir of dirs, the path of one of its
 // paginated collections (a GET /v1/<name> taking a size parameter), read from
-// its OpenAPI manifest committed under root/contracts: what databaseRestart
+// its OpenAPI manifest committed under root/contracts, not one of the kit's
+// failed-messages collections: what databaseRestart
 // probes while the database is down. A service without one is an error.
 func loadCollections(root string, dirs []string) (map[string]string, error) {
 	out := map[string]string{}
@@ -35,7 +37,9 @@ func loadCollections(root string, dirs []string) (map[string]string, error) {
 		}
 		var paths []string
 		for p, item := range doc.Paths {
-			if item.Get == nil {
+			// The failed-messages collections are the kit's, the same in
+			// every service: probe the service's own.
+			if item.Get == nil || strings.HasPrefix(p, "/v1/failed-message") {
 				continue
 			}
 			for _, prm := range item.Get.Parameters {

@@ -16,7 +16,7 @@
 //	database-restart  MariaDB killed and restarted: every API answers 503 problem+json meanwhile
 //	broker-link       a service's link to the broker cut, and black-holed, then restored
 //	poison            malformed events published on sagittarius-a: dead-lettered with a reason
-//	handler-fault     payments failing for one order (dead-lettered, replayed after the repair)
+//	handler-fault     payments failing for one order (dead-lettered, kept in its failed messages, retried through their API after the repair)
 //	                  and failing twice for another (retried)
 //
 // After each scenario it waits for quiescence (queues empty, outboxes sent,

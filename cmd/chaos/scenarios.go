@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 )
@@ -346,7 +344,7 @@ func poison(ctx context.Context, c *chaos) (string, []violation, error) {
 		sleep(ctx, time.Second)
 	}
 	sleep(ctx, 3*time.Second)
-	return fmt.Sprintf("%d poison events on sagittarius-a (%s), each expected in the dead-letter queue of %s",
+	return fmt.Sprintf("%d poison events on sagittarius-a (%s), each expected in the failed messages of %s",
 		len(kinds), strings.Join(kinds, "; "), strings.Join(c.consumers["sales.orders.order_placed"], ", ")), nil, nil
 }
 
@@ -377,22 +375,23 @@ func handlerFault(ctx context.Context, c *chaos) (string, []violation, error) {
 		return "", nil, fmt.Errorf("the fault orders were not placed: %q %q", fault.PlaceErr, flaky.PlaceErr)
 	}
 
-	// The permanent failure: dead-lettered at once, with the order in its reason.
+	// The permanent failure: dead-lettered at once, with the order in its
+	// reason, and kept in payments' failed messages (read as an operator
+	// would, through the gateway).
 	t := time.Now()
-	var reason string
-	for reason == "" && time.Since(t) < 90*time.Second {
-		dls, err := c.p.Broker.Peek(ctx, c.p.Vhost, "finance.payments.dead-letter", 1000)
-		if err == nil {
-			for _, d := range dls {
-				if r, _ := d.Properties.Headers["x-dead-letter-reason"].(string); strings.Contains(d.Payload, faultID) {
-					reason = r
-				}
+	var failed failedMessage
+	failedURL := c.p.Gateway + "/payments/v1/failed-messages?status=unresolved&size=100"
+	for failed.ID == "" && time.Since(t) < 90*time.Second {
+		_ = eachItem(ctx, c.c, failedURL, func(m failedMessage) {
+			if strings.Contains(m.Reason, faultID) {
+				failed = m
 			}
-		}
+		})
 		sleep(ctx, 500*time.Millisecond)
 	}
-	if reason == "" {
-		problems = append(problems, violation{kindInvariant, fmt.Sprintf("order %s: payments did not dead-letter the event it failed on permanently", faultID)})
+	reason := failed.Reason
+	if failed.ID == "" {
+		problems = append(problems, violation{kindInvariant, fmt.Sprintf("order %s: payments did not dead-letter the event it failed on permanently (not in its failed messages)", faultID)})
 	}
 	deadAfter := time.Since(t)
 
@@ -419,23 +418,77 @@ func handlerFault(ctx context.Context, c *chaos) (string, []violation, error) {
 	if _, err := payments.StartPrimary(ctx); err != nil {
 		return "", nil, err
 	}
-	replayed, err := replayDeadLetters(ctx, c.p, "finance.payments", func(d amqp.Delivery) bool {
-		return bytes.Contains(d.Body, []byte(faultID))
-	})
-	if err != nil {
-		return "", nil, err
+	replayed := 0
+	if failed.ID != "" {
+		op, err := c.retryFailed(ctx, "payments", failed.ID)
+		if err != nil {
+			problems = append(problems, violation{kindInvariant, fmt.Sprintf("order %s: retry of its failed message: %v", faultID, err)})
+		}
+		replayed = op.Succeeded
 	}
 	o, ok = c.awaitStatus(ctx, faultID, 90*time.Second)
 	if !ok || !confirmedish(o.Status) {
 		problems = append(problems, violation{kindInvariant, fmt.Sprintf("order %s: %q after its dead letter was replayed, want confirmed", faultID, o.Status)})
+	}
+	if failed.ID != "" && !c.awaitFailedStatus(ctx, "payments", failed.ID, "resolved", 60*time.Second) {
+		problems = append(problems, violation{kindInvariant, fmt.Sprintf("order %s: its failed message %s is not resolved after the retry was handled", faultID, failed.ID)})
 	}
 	// Later scenarios run with the fault again.
 	payments.SetEnv(faultInject)
 	if i := strings.Index(reason, "permanent: "); i >= 0 {
 		reason = reason[i:]
 	}
-	return fmt.Sprintf("order %s failed permanently in payments, dead-lettered in %.1fs (%q), %d replayed after payments restarted without the fault: %s; "+
-		"order %s failed twice (%d retries), %s", short(faultID), deadAfter.Seconds(), reason, len(replayed), o.Status, short(flakyID), retries, statusOf(ctx, c, flakyID)), problems, nil
+	return fmt.Sprintf("order %s failed permanently in payments, dead-lettered in %.1fs (%q), %d retried through its failed-messages API after payments restarted without the fault: %s; "+
+		"order %s failed twice (%d retries), %s", short(faultID), deadAfter.Seconds(), reason, replayed, o.Status, short(flakyID), retries, statusOf(ctx, c, flakyID)), problems, nil
+}
+
+// retryFailed retries one failed message of the service at dir through its
+// API (POST failed-message-retries) and waits for the operation to complete.
+func (c *chaos) retryFailed(ctx context.Context, dir, id string) (retryOp, error) {
+	a, err := c.c.do(ctx, "POST", c.p.Gateway+"/"+dir+"/v1/failed-message-retries", map[string]any{"ids": []string{id}}, nil)
+	if err != nil {
+		return retryOp{}, err
+	}
+	if a.Status != 202 || a.Header.Get("Location") == "" {
+		return retryOp{}, fmt.Errorf("POST failed-message-retries: %s", a)
+	}
+	loc := a.Header.Get("Location")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var op retryOp
+		if err := c.c.getJSON(ctx, loc, &op); err == nil && op.Status == "completed" {
+			if op.Succeeded != op.Total {
+				return op, fmt.Errorf("retry operation %s: %d of %d republished", op.ID, op.Succeeded, op.Total)
+			}
+			return op, nil
+		}
+		if time.Now().After(deadline) {
+			return retryOp{}, fmt.Errorf("retry operation %s not completed within 60s", loc)
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+}
+
+// retryOp is what chaos reads of a retry operation.
+type retryOp struct {
+	ID        string `json:"id"`
+	Status    string `json:"status"`
+	Total     int    `json:"total"`
+	Succeeded int    `json:"succeeded"`
+}
+
+// awaitFailedStatus polls a failed message of the service at dir until it
+// has status, and reports whether it did within the time given.
+func (c *chaos) awaitFailedStatus(ctx context.Context, dir, id, status string, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var m failedMessage
+		if err := c.c.getJSON(ctx, c.p.Gateway+"/"+dir+"/v1/failed-messages/"+id, &m); err == nil && m.Status == status {
+			return true
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+	return false
 }
 
 func short(id string) string {

@@ -15,12 +15,15 @@ import (
 
 // collect reads the snapshot: resources through the gateway (every page of
 // every collection), outboxes and inboxes from the services' databases, dead
-// letters from the broker (peeked and requeued).
+// letters from each service's failed messages (its API, through the gateway:
+// the keeper moves them there from the dead-letter queue) and whatever is
+// still in the dead-letter queues (peeked and requeued; the keeper should
+// have left nothing).
 func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, error) {
 	s := snapshot{
 		Orders: map[string]orderView{}, Reservations: map[string]reservationView{}, Stock: map[string]stockView{},
 		Replenished: map[string]int64{}, Refills: map[string]int{},
-		Inbox: map[string]map[string]bool{}, DeadLetters: map[string][]deadLetter{},
+		Inbox: map[string]map[string]bool{}, DeadLetters: map[string][]deadLetter{}, DeadLetterQueues: map[string][]deadLetter{},
 	}
 	gw := p.Gateway
 	err := eachItem(ctx, c, gw+"/orders/v1/orders?size=100", func(o orderevents.Order) {
@@ -102,7 +105,12 @@ func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, er
 		if err != nil {
 			return s, err
 		}
-		s.DeadLetters[svc.Name] = dls
+		s.DeadLetterQueues[svc.Name] = dls
+		kept, err := failedMessages(ctx, c, gw, svc.Dir)
+		if err != nil {
+			return s, err
+		}
+		s.DeadLetters[svc.Name] = kept
 	}
 	return s, nil
 }
@@ -117,6 +125,29 @@ func deadLetters(ctx context.Context, p *platform.Platform, service string) ([]d
 	for _, m := range msgs {
 		reason, _ := m.Properties.Headers["x-dead-letter-reason"].(string)
 		out = append(out, deadLetter{MessageID: m.Properties.MessageID, Type: m.Properties.Type, Reason: reason})
+	}
+	return out, nil
+}
+
+// failedMessage is what the check reads of a failed message (internal/failedmsg).
+type failedMessage struct {
+	ID        string `json:"id"`
+	MessageID string `json:"message_id"`
+	Type      string `json:"type"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason"`
+	Malformed string `json:"malformed"`
+}
+
+// failedMessages reads every failed message of the service at dir through
+// the gateway, as an operator would.
+func failedMessages(ctx context.Context, c *client, gw, dir string) ([]deadLetter, error) {
+	var out []deadLetter
+	err := eachItem(ctx, c, gw+"/"+dir+"/v1/failed-messages?size=100", func(m failedMessage) {
+		out = append(out, deadLetter{MessageID: m.MessageID, Type: m.Type, Reason: m.Reason, Status: m.Status, Kept: true})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed messages of %s: %w", dir, err)
 	}
 	return out, nil
 }

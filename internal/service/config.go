@@ -23,6 +23,9 @@ const (
 	EnvShutdownGrace  = "SHUTDOWN_GRACE"
 	EnvOpenTimeout    = "MYSQL_OPEN_TIMEOUT"
 	EnvPrintContracts = "SAGITTARIUS_PRINT_CONTRACTS"
+	// EnvFailedMessagesAllowEdit (1) lets operators edit a failed message's
+	// payload before a retry (internal/failedmsg); off by default.
+	EnvFailedMessagesAllowEdit = "FAILED_MESSAGES_ALLOW_EDIT"
 )
 
 // Defaults of the settings that have one.
@@ -48,6 +51,9 @@ type Config struct {
 	// PrintContracts (SAGITTARIUS_PRINT_CONTRACTS=1): write the service's
 	// manifests to stdout and exit, connecting to nothing (see Run).
 	PrintContracts bool
+	// FailedMessagesAllowEdit (FAILED_MESSAGES_ALLOW_EDIT=1): operators may
+	// replace a failed message's payload before retrying it. Off by default.
+	FailedMessagesAllowEdit bool
 
 	infra bool    // the service has a bus and a database: AMQP_URL and MYSQL_DSN are required
 	errs  []error // values ConfigFrom could not parse
@@ -57,16 +63,17 @@ type Config struct {
 // applying defaults. Unparsable values are reported by Validate.
 func ConfigFrom(getenv func(string) string, spec Spec) Config {
 	c := Config{
-		HTTPAddr:       getenv(EnvHTTPAddr),
-		AMQPURL:        getenv(EnvAMQPURL),
-		MySQLDSN:       getenv(EnvMySQLDSN),
-		PublicBaseURL:  getenv(EnvPublicBaseURL),
-		QueueType:      eventbus.QueueType(getenv(EnvQueueType)),
-		PprofAddr:      getenv(EnvPprofAddr),
-		ShutdownGrace:  DefaultShutdownGrace,
-		OpenTimeout:    DefaultOpenTimeout,
-		PrintContracts: getenv(EnvPrintContracts) == "1",
-		infra:          spec.Name != "",
+		HTTPAddr:                getenv(EnvHTTPAddr),
+		AMQPURL:                 getenv(EnvAMQPURL),
+		MySQLDSN:                getenv(EnvMySQLDSN),
+		PublicBaseURL:           getenv(EnvPublicBaseURL),
+		QueueType:               eventbus.QueueType(getenv(EnvQueueType)),
+		PprofAddr:               getenv(EnvPprofAddr),
+		ShutdownGrace:           DefaultShutdownGrace,
+		OpenTimeout:             DefaultOpenTimeout,
+		PrintContracts:          getenv(EnvPrintContracts) == "1",
+		FailedMessagesAllowEdit: getenv(EnvFailedMessagesAllowEdit) == "1",
+		infra:                   spec.Name != "",
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = spec.Addr

@@ -28,6 +28,7 @@ func printContracts(stdout io.Writer, cfg Config, spec Spec, wire func(p *Proces
 		if err := p.openBus(neverDB(), "amqp://contracts:contracts@127.0.0.1:1/"); err != nil {
 			return err
 		}
+		p.openFailed()
 	}
 	api, err := wire(p)
 	if err != nil {

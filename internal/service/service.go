@@ -20,8 +20,11 @@
 //
 // Run does the rest, in this order: the configuration (ConfigFrom, one
 // Validate), the JSON logger on stdout, pprof (PPROF_ADDR), the database
-// (opened within Config.OpenTimeout; the service's goose migrations and the
-// bus tables), the bus (eventbus.New, Publishes), the relay, the service's
+// (opened within Config.OpenTimeout; the service's goose migrations, the
+// bus tables and the failed-messages tables), the bus (eventbus.New,
+// Publishes), the relay, the failed messages (internal/failedmsg: the keeper
+// of the dead letters, an actor of the group, and its routes, added to the
+// service's contract), the service's
 // wiring, the router (GET /health checking MySQL and RabbitMQ, the route
 // table of the service's contract, the contract routes of contracts.Mount),
 // the middleware stack (httpkit.Stack), and the run group: the HTTP server,
@@ -80,6 +83,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
@@ -134,6 +138,8 @@ type Process struct {
 
 	spec   Spec
 	group  Group
+	keeper *failedmsg.Keeper // nil without a bus
+	failed *failedmsg.API    // nil without a bus
 	routes []route
 	mws    []func(http.Handler) http.Handler
 }
@@ -238,6 +244,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 		if err := p.openBus(db, cfg.AMQPURL); err != nil {
 			return err
 		}
+		p.openFailed()
 	}
 	api, err := wire(p)
 	if err != nil {
@@ -259,6 +266,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	if p.Bus != nil {
 		p.group.Go("bus", p.Bus.Run)
 		p.group.Go("relay", p.Relay.Run)
+		p.group.Go("failed-messages", p.keeper.Run)
 	}
 	signalled := make(chan struct{})
 	p.group.Add("signal", func() error {
@@ -284,6 +292,9 @@ func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Lo
 	}
 	if err := eventbus.Migrate(ctx, db); err != nil {
 		return fmt.Errorf("eventbus tables: %w", err)
+	}
+	if err := failedmsg.Migrate(ctx, db); err != nil {
+		return fmt.Errorf("failed-messages tables: %w", err)
 	}
 	return nil
 }
@@ -324,7 +335,7 @@ func (p *Process) events() contracts.Events {
 
 // contract returns api's description and checks it against the spec.
 func (p *Process) contract(api API) (contracts.Service, error) {
-	svc := api.Contract(p.events())
+	svc := p.withFailed(api.Contract(p.events()))
 	if svc.Dir != p.spec.Dir {
 		return svc, fmt.Errorf("service: the contract's Dir %q is not the spec's %q", svc.Dir, p.spec.Dir)
 	}

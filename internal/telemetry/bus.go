@@ -81,6 +81,15 @@ func (t *T) BusConfig(cfg eventbus.Config) eventbus.Config {
 	return cfg
 }
 
+// CountDeadLetters makes sagittarius_dead_letter_messages also count the dead
+// letters a keeper moved out of the queue and that are still unresolved
+// (internal/failedmsg). Call it before the first scrape.
+func (t *T) CountDeadLetters(unresolved func(ctx context.Context) (int, error)) {
+	if t != nil {
+		t.keptDeadLetters = unresolved
+	}
+}
+
 // ObserveBus registers the families read from b at scrape time:
 // sagittarius_broker_connected, sagittarius_broker_reconnections_total and
 // sagittarius_dead_letter_messages (a passive declare of the service's
@@ -102,7 +111,7 @@ var (
 	descReconnections = prometheus.NewDesc("sagittarius_broker_reconnections_total",
 		"Broker connections lost and re-established since the process started.", nil, nil)
 	descDeadLetters = prometheus.NewDesc("sagittarius_dead_letter_messages",
-		"Messages waiting in the service's own dead-letter queue (<service>.dead-letter).", nil, nil)
+		"Dead letters of the service not dealt with: those waiting in its dead-letter queue (<service>.dead-letter) plus, where a keeper moves them to the database (CountDeadLetters), the unresolved failed messages.", nil, nil)
 )
 
 type busCollector struct {
@@ -132,6 +141,14 @@ func (c *busCollector) Collect(ch chan<- prometheus.Metric) {
 	if err != nil {
 		c.log.log.Warn("metrics: dead-letter queue depth", "error", err)
 		return
+	}
+	if kept := c.log.keptDeadLetters; kept != nil {
+		k, err := kept(ctx)
+		if err != nil {
+			c.log.log.Warn("metrics: unresolved failed messages", "error", err)
+			return
+		}
+		n += k
 	}
 	ch <- prometheus.MustNewConstMetric(descDeadLetters, prometheus.GaugeValue, float64(n))
 }

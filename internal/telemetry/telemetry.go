@@ -66,11 +66,13 @@ type Config struct {
 // T is the telemetry of one process. Its methods are safe for concurrent
 // use.
 type T struct {
-	service  string
-	log      *slog.Logger
-	registry *prometheus.Registry
-	reg      prometheus.Registerer // registry, with the service label
-	metrics  http.Handler
+	service string
+	// keptDeadLetters counts unresolved failed messages (CountDeadLetters), or nil.
+	keptDeadLetters func(ctx context.Context) (int, error)
+	log             *slog.Logger
+	registry        *prometheus.Registry
+	reg             prometheus.Registerer // registry, with the service label
+	metrics         http.Handler
 
 	tp     *sdktrace.TracerProvider // nil when tracing is off
 	tracer trace.Tracer             // nil when tracing is off

@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -126,7 +127,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,products,find-products,product,contracts"`
+	Links   hal.Links `json:"_links" links:"self,products,find-products,product,contracts,failed-messages"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +139,7 @@ func (a *API) root(w http.ResponseWriter, r *http.Request) {
 	links.SetLink("find-products", find)
 	links.SetLink("product", hal.Link{Href: a.render.api.Href("products") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
+	links[failedmsg.Rel] = failedmsg.RootLink(a.render.api)
 	hal.Write(w, r, http.StatusOK, rootDoc{productevents.Service, links})
 }
 

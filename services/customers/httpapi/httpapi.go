@@ -23,6 +23,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -128,7 +129,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,customers,find-customers,customer,contracts"`
+	Links   hal.Links `json:"_links" links:"self,customers,find-customers,customer,contracts,failed-messages"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -141,6 +142,7 @@ func (a *API) root(w http.ResponseWriter, r *http.Request) {
 	})
 	links.SetLink("customer", hal.Link{Href: a.render.api.Href("customers") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
+	links[failedmsg.Rel] = failedmsg.RootLink(a.render.api)
 	hal.Write(w, r, http.StatusOK, rootDoc{customerevents.Service, links})
 }
 

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
@@ -107,7 +108,7 @@ func (rs Renderer) Replenishment(r inventory.Replenishment) Replenishment {
 // Root is the REST model of /v1: the entry point of the inventory API.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,stock-items,stock-item,reservations,reservation,replenishments,find-stock-items,find-reservations,contracts"`
+	Links   hal.Links `json:"_links" links:"self,stock-items,stock-item,reservations,reservation,replenishments,find-stock-items,find-reservations,contracts,failed-messages"`
 }
 
 // Root renders the entry point.
@@ -124,6 +125,7 @@ func (rs Renderer) Root() Root {
 			"find-stock-items":     hal.One(hal.Find(rs.api.Href("stock-items"), "status", "page", "size")),
 			"find-reservations":    hal.One(hal.Find(rs.api.Href("reservations"), "status", "product_id", "page", "size")),
 			contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
+			failedmsg.Rel:          failedmsg.RootLink(rs.api),
 		},
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"net/url"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -111,7 +112,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 
 // rootDoc is the entry point document.
 type rootDoc struct {
-	Links hal.Links `json:"_links" links:"self,orders,find-orders,order,contracts"`
+	Links hal.Links `json:"_links" links:"self,orders,find-orders,order,contracts,failed-messages"`
 }
 
 // index is the API's entry point: a HAL document linking the collection.
@@ -124,6 +125,7 @@ func (a *API) index(w http.ResponseWriter, r *http.Request) {
 	links.SetLink("find-orders", find)
 	links.SetLink("order", hal.Link{Href: a.render.orders.Href("orders") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.orders.Href("contracts"))
+	links[failedmsg.Rel] = failedmsg.RootLink(a.render.orders)
 	hal.Write(w, r, http.StatusOK, rootDoc{links})
 }
 

@@ -17,6 +17,7 @@ import (
 	"net/url"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -62,7 +63,7 @@ func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts"`
+	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts,failed-messages"`
 }
 
 func (rs Renderer) root() Root {
@@ -72,6 +73,7 @@ func (rs Renderer) root() Root {
 		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
 		"find-payments":        hal.One(hal.Find(rs.api.Href("payments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
+		failedmsg.Rel:          failedmsg.RootLink(rs.api),
 	}}
 }
 

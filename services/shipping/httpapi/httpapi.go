@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -63,7 +64,7 @@ func (rs Renderer) Shipment(s shipment.Shipment) shipmentevents.Shipment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,shipments,shipment,find-shipments,contracts"`
+	Links   hal.Links `json:"_links" links:"self,shipments,shipment,find-shipments,contracts,failed-messages"`
 }
 
 func (rs Renderer) root() Root {
@@ -73,6 +74,7 @@ func (rs Renderer) root() Root {
 		"shipment":             hal.One(hal.Link{Href: rs.api.Href("shipments") + "/{id}", Templated: true}),
 		"find-shipments":       hal.One(hal.Find(rs.api.Href("shipments"), "order_id", "status", "page", "size")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
+		failedmsg.Rel:          failedmsg.RootLink(rs.api),
 	}}
 }
 
