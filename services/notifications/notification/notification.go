@@ -200,3 +200,12 @@ type Store interface {
 	// List returns the notifications of f, oldest first, and their total count.
 	List(ctx context.Context, f Filter) ([]Notification, int, error)
 }
+
+// Customer is what the service knows of a customer (its read model of crm.customers).
+type Customer struct {
+	ID      string
+	Email   string
+	Name    string
+	Version int64
+	Removed bool // customer_removed arrived: nothing more is sent to it
+}
