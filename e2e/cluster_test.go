@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/services/notifications/mailer/smtptest"
 )
 
 // TestMain removes the binaries built for the run.
@@ -52,7 +53,9 @@ type Cluster struct {
 	AMQPURL string   // admin URL of the test vhost
 	Vhost   string   // the test vhost
 	Queues  []string // the services' main queues
-	p       *platform.Platform
+	// SMTP is the mail server crm.notifications sends to (its SMTP_ADDR).
+	SMTP *smtptest.Server
+	p    *platform.Platform
 }
 
 // startCluster starts every service of scripts/services.conf with
@@ -66,13 +69,15 @@ func startCluster(t *testing.T) *Cluster {
 	t.Helper()
 	env := testinfra.RequireInfra(t)
 	bin := buildAll(t, env.Root)
+	smtp := smtptest.Start(t)
 	p, err := platform.Start(context.Background(), platform.Config{
 		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env),
+		Env: map[string][]string{"notifications": {"SMTP_ADDR=" + smtp.Addr, "SMTP_FROM=Sagittarius E2E <shop@example.com>"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, p: p}
+	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, SMTP: smtp, p: p}
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
 	}
