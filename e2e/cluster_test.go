@@ -8,6 +8,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/services/notifications/mailer/smtptest"
 )
 
 // TestMain removes the binaries built for the run.
@@ -53,7 +54,9 @@ type Cluster struct {
 	Vhost   string            // the test vhost
 	Queues  []string          // the services' main queues
 	Direct  map[string]string // dir -> http://127.0.0.1:<port> of the service itself (not the gateway)
-	p       *platform.Platform
+	// SMTP is the mail server crm.notifications sends to (its SMTP_ADDR).
+	SMTP *smtptest.Server
+	p    *platform.Platform
 }
 
 // startCluster starts every service of scripts/services.conf with
@@ -69,24 +72,23 @@ func startCluster(t *testing.T, extraEnv ...string) *Cluster {
 	t.Helper()
 	env := testinfra.RequireInfra(t)
 	bin := buildAll(t, env.Root)
-	var perService map[string][]string
-	if len(extraEnv) > 0 {
-		lines, err := platform.ReadServices(env.Root)
-		if err != nil {
-			t.Fatal(err)
-		}
-		perService = map[string][]string{}
-		for _, l := range lines {
-			perService[l.Dir] = extraEnv
-		}
+	smtp := smtptest.Start(t)
+	lines, err := platform.ReadServices(env.Root)
+	if err != nil {
+		t.Fatal(err)
 	}
+	perService := map[string][]string{}
+	for _, l := range lines {
+		perService[l.Dir] = append([]string(nil), extraEnv...)
+	}
+	perService["notifications"] = append(perService["notifications"], "SMTP_ADDR="+smtp.Addr, "SMTP_FROM=Sagittarius E2E <shop@example.com>")
 	p, err := platform.Start(context.Background(), platform.Config{
 		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env), Env: perService,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, Direct: map[string]string{}, p: p}
+	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, Direct: map[string]string{}, SMTP: smtp, p: p}
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
 		c.Direct[s.Dir] = s.Primary().URL()

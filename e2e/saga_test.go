@@ -18,6 +18,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/catalog/productevents"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
+	"github.com/sagittarius-a/sagittarius/services/notifications/notificationevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
@@ -228,6 +229,55 @@ func setShipmentStatus(t *testing.T, o orderevents.Order, status string) {
 	mustCall(t, http.StatusOK, "PATCH", o.Links.Href("shipment"), map[string]any{"status": status}, map[string]string{"If-Match": etag})
 }
 
+// waitNotifications waits until the customer's notifications (its
+// notifications link, through the gateway) about order o are exactly one of
+// each kind, every one sent to the customer's address; and checks that the
+// mail server received exactly one message per notification of the customer
+// (all of whose orders are given in want, order id -> kinds).
+func waitNotifications(t *testing.T, c *Cluster, cu customerevents.Customer, want map[string][]string) {
+	t.Helper()
+	href := cu.Links.Href("notifications")
+	if href == "" {
+		t.Fatalf("customer %s has no notifications link", cu.ID)
+	}
+	total := 0
+	for _, kinds := range want {
+		total += len(kinds)
+	}
+	eventually(t, sagaTimeout, "the notifications of customer "+cu.ID, func() (bool, string) {
+		var page struct {
+			Total    int                                          `json:"total"`
+			Embedded map[string][]notificationevents.Notification `json:"_embedded"`
+		}
+		get(t, href+"&size=100", &page)
+		got := map[string]int{}
+		sent := 0
+		for _, n := range page.Embedded["notifications"] {
+			got[n.OrderID+"/"+n.Kind]++
+			if n.Status == notificationevents.StatusSent && n.Recipient == cu.Email && n.CustomerID == cu.ID {
+				sent++
+			}
+		}
+		for order, kinds := range want {
+			for _, k := range kinds {
+				if got[order+"/"+k] > 1 {
+					t.Fatalf("%d notifications %s for order %s, want one", got[order+"/"+k], k, order)
+				}
+			}
+		}
+		return page.Total == total && sent == total, fmt.Sprintf("%d notifications (%d sent), want %d sent: %v", page.Total, sent, total, got)
+	})
+	msgs := 0
+	for _, m := range c.SMTP.Messages() {
+		if len(m.To) == 1 && m.To[0] == cu.Email {
+			msgs++
+		}
+	}
+	if msgs != total {
+		t.Errorf("the mail server received %d messages for %s, want %d (one per notification)", msgs, cu.Email, total)
+	}
+}
+
 func testDelivered(t *testing.T, c *Cluster) {
 	cu := newCustomer(t, c)
 	p := newProduct(t, c, 1250, 10)
@@ -280,6 +330,7 @@ func testDelivered(t *testing.T, c *Cluster) {
 	}
 	// A delivered order can no longer be cancelled.
 	mustCall(t, http.StatusConflict, "PATCH", o.Links.Href("self"), map[string]any{"status": "cancelled"}, nil)
+	waitNotifications(t, c, cu, map[string][]string{o.ID: {"order_confirmed", "order_shipped", "order_delivered"}})
 }
 
 func testOutOfStock(t *testing.T, c *Cluster) {
@@ -302,6 +353,7 @@ func testOutOfStock(t *testing.T, c *Cluster) {
 	if o.PaymentID != "" || o.ShipmentID != "" {
 		t.Errorf("order %+v has a payment or a shipment", o)
 	}
+	waitNotifications(t, c, cu, map[string][]string{o.ID: {"order_cancelled"}})
 }
 
 func testPaymentDeclined(t *testing.T, c *Cluster) {
@@ -322,6 +374,7 @@ func testPaymentDeclined(t *testing.T, c *Cluster) {
 	if o.ShipmentID != "" {
 		t.Errorf("declined order has shipment %s", o.ShipmentID)
 	}
+	waitNotifications(t, c, cu, map[string][]string{o.ID: {"order_cancelled"}})
 }
 
 func testCancelledAfterPayment(t *testing.T, c *Cluster) {
@@ -366,6 +419,7 @@ func testCancelledAfterPayment(t *testing.T, c *Cluster) {
 	if final.CancellationReason != orderevents.ReasonCustomerRequested {
 		t.Errorf("final order %+v", final)
 	}
+	waitNotifications(t, c, cu, map[string][]string{o.ID: {"order_confirmed", "order_cancelled", "payment_refunded"}})
 }
 
 // testCancelledWhilePending cancels orders the moment they are placed, racing

@@ -22,9 +22,11 @@ type snapshot struct {
 	Refills      map[string]int             // inventory API: number of replenishments, by product id
 	Payments     []paymentView              // payments API
 	Shipments    []shipmentView             // shipping API
-	Events       []event                    // every service's outbox
-	Inbox        map[string]map[string]bool // service name -> uuids in its inbox
-	DeadLetters  map[string][]deadLetter    // service name -> its failed messages (internal/failedmsg, read through its API)
+	// Notifications are the notifications API's (crm.notifications).
+	Notifications []notificationView
+	Events        []event                    // every service's outbox
+	Inbox         map[string]map[string]bool // service name -> uuids in its inbox
+	DeadLetters   map[string][]deadLetter    // service name -> its failed messages (internal/failedmsg, read through its API)
 	// DeadLetterQueues are the messages still in each service's dead-letter
 	// queue: the keeper moves every one into the service's failed messages,
 	// so after quiescence there are none.
@@ -46,6 +48,18 @@ type stockView struct{ Available, Reserved, Shipped, Replenished int64 }
 type paymentView struct{ ID, OrderID, Status string }
 
 type shipmentView struct{ ID, OrderID, Status string }
+
+type notificationView struct{ ID, OrderID, Kind, Status, Reason string }
+
+// notificationKinds maps the life-cycle events of an order to the kind of
+// notification crm.notifications records for each (one per order and kind).
+var notificationKinds = map[string]string{
+	"sales.orders.order_confirmed":      "order_confirmed",
+	"sales.orders.order_cancelled":      "order_cancelled",
+	"sales.orders.order_shipped":        "order_shipped",
+	"sales.orders.order_delivered":      "order_delivered",
+	"finance.payments.payment_refunded": "payment_refunded",
+}
 
 // event is one row of a service's outbox.
 type event struct {
@@ -206,6 +220,7 @@ func check(s snapshot, e expectation) report {
 	}
 
 	checkStock(s, e, counts, add)
+	checkNotifications(s, known, counts, add)
 	r.DeadLettered = checkDelivery(s, e, byUUID, add)
 	return r
 }
@@ -513,4 +528,49 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// checkNotifications checks crm.notifications against the events: one
+// notification per life-cycle event of each order (notificationKinds), never
+// two, none without its event, none for an order nobody placed, and none
+// left pending at quiescence (every customer of the run is registered).
+func checkNotifications(s snapshot, known map[string]bool, counts map[string]map[string]int, add func(kind, format string, args ...any)) {
+	got := map[string]map[string][]notificationView{} // order -> kind -> notifications
+	for _, n := range s.Notifications {
+		if !known[n.OrderID] {
+			add(kindInvariant, "notification %s (%s) for unknown order %s", n.ID, n.Kind, n.OrderID)
+			continue
+		}
+		if got[n.OrderID] == nil {
+			got[n.OrderID] = map[string][]notificationView{}
+		}
+		got[n.OrderID][n.Kind] = append(got[n.OrderID][n.Kind], n)
+		if n.Status == "pending" {
+			add(kindLost, "notification %s (%s of order %s) still pending: %s", n.ID, n.Kind, n.OrderID, n.Reason)
+		}
+	}
+	var orders []string
+	for id := range known {
+		orders = append(orders, id)
+	}
+	sort.Strings(orders)
+	types := make([]string, 0, len(notificationKinds))
+	for typ := range notificationKinds {
+		types = append(types, typ)
+	}
+	sort.Strings(types)
+	for _, id := range orders {
+		for _, typ := range types {
+			kind := notificationKinds[typ]
+			ns := got[id][kind]
+			switch published := counts[id][typ] > 0; {
+			case len(ns) > 1:
+				add(kindDuplicate, "order %s: %d notifications %s, want one", id, len(ns), kind)
+			case published && len(ns) == 0:
+				add(kindLost, "order %s: %s published, but no notification %s", id, typ, kind)
+			case !published && len(ns) > 0:
+				add(kindInvariant, "order %s: notification %s %s without %s", id, kind, ns[0].ID, typ)
+			}
+		}
+	}
 }

@@ -23,10 +23,10 @@ func TestConsumersComeFromTheManifests(t *testing.T) {
 	consumers := testConsumers(t)
 	for typ, want := range map[string][]string{
 		"sales.orders.order_placed":          {"finance.payments", "logistics.inventory", "logistics.shipments"},
-		"sales.orders.order_confirmed":       {"logistics.shipments"},
+		"sales.orders.order_confirmed":       {"crm.notifications", "logistics.shipments"},
 		"logistics.inventory.stock_reserved": {"finance.payments"},
 		"finance.payments.payment_captured":  {"sales.orders"},
-		"crm.customers.customer_registered":  {"sales.orders"},
+		"crm.customers.customer_registered":  {"crm.notifications", "sales.orders"},
 	} {
 		if got := consumers[typ]; !slices.Equal(got, want) {
 			t.Errorf("consumers of %s: %v, want %v", typ, got, want)
@@ -135,6 +135,12 @@ func world(t *testing.T) (snapshot, expectation) {
 	// The confirmed order holds 2 units of pA; 4 left with the delivered order.
 	s.Stock["pA"] = stockView{Available: 94, Reserved: 2, Shipped: 4, Replenished: 100}
 	s.Stock["pSold"] = stockView{}
+	// crm.notifications: one notification per life-cycle event of each order.
+	for _, ev := range s.Events {
+		if kind, ok := notificationKinds[ev.Type]; ok {
+			s.Notifications = append(s.Notifications, notificationView{ID: "n-" + ev.UUID, OrderID: ev.Subject, Kind: kind, Status: "not_sent"})
+		}
+	}
 	return s, e
 }
 
@@ -230,6 +236,23 @@ func TestCheckFindsEveryViolation(t *testing.T) {
 		{"shipment without a confirmed order", func(s *snapshot, e *expectation) {
 			s.Shipments = append(s.Shipments, shipmentView{ID: "sh3", OrderID: "o3", Status: "scheduled"})
 		}, kindInvariant, "shipment sh3 without order_confirmed"},
+		{"two notifications for one event", func(s *snapshot, e *expectation) {
+			s.Notifications = append(s.Notifications, notificationView{ID: "n-twice", OrderID: "o5", Kind: "order_delivered", Status: "sent"})
+		}, kindDuplicate, "order o5: 2 notifications order_delivered"},
+		{"notification lost", func(s *snapshot, e *expectation) {
+			for i, n := range s.Notifications {
+				if n.OrderID == "o4" && n.Kind == "payment_refunded" {
+					s.Notifications = append(s.Notifications[:i], s.Notifications[i+1:]...)
+					break
+				}
+			}
+		}, kindLost, "order o4: finance.payments.payment_refunded published, but no notification payment_refunded"},
+		{"notification without its event", func(s *snapshot, e *expectation) {
+			s.Notifications = append(s.Notifications, notificationView{ID: "n-ghost", OrderID: "o3", Kind: "order_shipped", Status: "sent"})
+		}, kindInvariant, "order o3: notification order_shipped n-ghost without sales.orders.order_shipped"},
+		{"notification still pending", func(s *snapshot, e *expectation) {
+			s.Notifications[0].Status, s.Notifications[0].Reason = "pending", "waiting for the customer's e-mail address"
+		}, kindLost, "still pending"},
 		{"outbox row never published", func(s *snapshot, e *expectation) {
 			s.Events[len(s.Events)-1].Sent = false
 		}, kindLost, "never published"},

@@ -8,6 +8,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
+	"github.com/sagittarius-a/sagittarius/services/notifications/notificationevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipmentevents"
@@ -71,6 +72,12 @@ func collect(ctx context.Context, p *platform.Platform, c *client) (snapshot, er
 	}
 	err = eachItem(ctx, c, gw+"/shipping/v1/shipments?size=100", func(sh shipmentevents.Shipment) {
 		s.Shipments = append(s.Shipments, shipmentView{ID: sh.ID, OrderID: sh.OrderID, Status: sh.Status})
+	})
+	if err != nil {
+		return s, err
+	}
+	err = eachItem(ctx, c, gw+"/notifications/v1/notifications?size=100", func(n notificationevents.Notification) {
+		s.Notifications = append(s.Notifications, notificationView{ID: n.ID, OrderID: n.OrderID, Kind: n.Kind, Status: n.Status, Reason: n.Reason})
 	})
 	if err != nil {
 		return s, err

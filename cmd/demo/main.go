@@ -11,6 +11,10 @@
 //	payment-declined  payment_token tok_decline: payment declined, stock released, order cancelled
 //	cancelled-paid    confirmed, then cancelled by the customer: payment refunded, stock released, shipment cancelled
 //
+// At the end it follows the customer's notifications link and prints the
+// e-mails crm.notifications recorded for the journeys (one per step: 8), sent
+// or, without an SMTP server, not_sent with the reason.
+//
 // Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m]. It exits 1 when
 // a path does not end as expected.
 package main
@@ -46,10 +50,11 @@ type demo struct {
 	client   *Client
 	out      *Printer
 	poll     time.Duration
-	orders   string // the orders collection
-	customer string // the customer's id
-	mug      string // a product with plenty of stock
-	lamp     string // a product with one unit in stock
+	orders   string   // the orders collection
+	customer string   // the customer's id
+	cust     Resource // the customer, as registered
+	mug      string   // a product with plenty of stock
+	lamp     string   // a product with one unit in stock
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -118,7 +123,55 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	// The journeys above cause 8 notifications: shipped (confirmed, shipped,
+	// delivered), out-of-stock and payment-declined (cancelled each),
+	// cancelled-paid (confirmed, cancelled, refunded).
+	if err := d.notifications(ctx, stdout, 8); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
 	fmt.Fprintln(stdout, "\nEvery path completed.")
+	return nil
+}
+
+// notifications follows the customer's notifications link (crm.notifications)
+// until it lists want notifications, none of them still pending or sending,
+// and prints them: the e-mails the shop sent, or why it did not.
+func (d *demo) notifications(ctx context.Context, stdout io.Writer, want int) error {
+	href, err := d.cust.Link("notifications")
+	if err != nil {
+		return err
+	}
+	var items []any
+	err = Retry(ctx, d.poll, func(error) bool { return true }, func() error {
+		r, err := d.client.Get(ctx, href+"&size=100")
+		if err != nil {
+			return err
+		}
+		embedded, _ := r.Body["_embedded"].(map[string]any)
+		items, _ = embedded["notifications"].([]any)
+		if len(items) != want {
+			return fmt.Errorf("%d notifications, want %d", len(items), want)
+		}
+		for _, it := range items {
+			if st, _ := it.(map[string]any)["status"].(string); st == "pending" || st == "sending" {
+				return fmt.Errorf("a notification is still %s", st)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nThe customer's notifications (%s)\n", href)
+	for _, it := range items {
+		n := it.(map[string]any)
+		str := func(k string) string { s, _ := n[k].(string); return s }
+		line := fmt.Sprintf("  %-9s %-17s to %s: %q", str("status"), str("kind"), str("recipient"), str("subject"))
+		if r := str("reason"); r != "" {
+			line += " (" + r + ")"
+		}
+		fmt.Fprintln(stdout, line)
+	}
 	return nil
 }
 
@@ -155,7 +208,7 @@ func (d *demo) setup(ctx context.Context, gateway string) error {
 	if err != nil {
 		return err
 	}
-	d.customer = cust.String("id")
+	d.customer, d.cust = cust.String("id"), cust
 	d.out.Printf("setup", "customer registered    %s", cust.Href)
 
 	catalog, err := d.follow(ctx, root, "catalog")

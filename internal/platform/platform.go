@@ -160,9 +160,10 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if p.bin == "" {
 		p.bin = filepath.Join(cfg.Dir, "bin")
 	}
+	started := p // p is nil once an error is returned
 	defer func() {
 		if err != nil {
-			_ = p.Close()
+			_ = started.Close()
 		}
 	}()
 	for _, d := range []string{p.bin, p.logs} {

@@ -35,7 +35,8 @@ const (
 
 // Customer is a registered customer: the REST model of /v1/customers/{id}.
 //
-// Links: self, orders (the customer's orders in the orders service).
+// Links: self, orders (the customer's orders in the orders service),
+// notifications (the e-mails sent to the customer, in the notifications service).
 type Customer struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
@@ -46,7 +47,7 @@ type Customer struct {
 	Version      int64     `json:"version"`
 	RegisteredAt time.Time `json:"registered_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
-	Links        hal.Links `json:"_links" links:"self,orders"`
+	Links        hal.Links `json:"_links" links:"self,orders,notifications"`
 }
 
 // The events of crm.customers.

@@ -34,23 +34,26 @@ import (
 // Renderer builds the REST model of a customer (also the entity of its
 // events) with absolute links under the public base URL (the gateway).
 type Renderer struct {
-	api    hal.Base // .../customers/v1
-	orders hal.Base // .../orders/v1
+	api           hal.Base // .../customers/v1
+	orders        hal.Base // .../orders/v1
+	notifications hal.Base // .../notifications/v1
 }
 
 // NewRenderer returns the Renderer for links under base (PUBLIC_BASE_URL).
 func NewRenderer(base hal.Base) Renderer {
-	return Renderer{api: base.Join("customers", "v1"), orders: base.Join("orders", "v1")}
+	return Renderer{api: base.Join("customers", "v1"), orders: base.Join("orders", "v1"), notifications: base.Join("notifications", "v1")}
 }
 
-// Customer renders c. Links: self, orders (the customer's orders).
+// Customer renders c. Links: self, orders (the customer's orders),
+// notifications (the e-mails sent to the customer, in crm.notifications).
 func (rd Renderer) Customer(c customer.Customer) customerevents.Customer {
 	return customerevents.Customer{
 		ID: c.ID, Email: c.Email, Name: c.Name, Status: string(c.Status), Version: c.Version,
 		RegisteredAt: c.RegisteredAt, UpdatedAt: c.UpdatedAt,
 		Links: hal.Links{
-			"self":   hal.To(rd.api.Href("customers", c.ID)),
-			"orders": hal.To(rd.orders.HrefQuery(url.Values{"customer_id": {c.ID}}, "orders")),
+			"self":          hal.To(rd.api.Href("customers", c.ID)),
+			"orders":        hal.To(rd.orders.HrefQuery(url.Values{"customer_id": {c.ID}}, "orders")),
+			"notifications": hal.To(rd.notifications.HrefQuery(url.Values{"customer_id": {c.ID}}, "notifications")),
 		},
 	}
 }

@@ -250,7 +250,8 @@ func TestRegisterThenFollowLinks(t *testing.T) {
 	if c.Email != "ann@example.com" || c.Name != "Ann Lee" || c.Status != "active" || c.Version != 1 {
 		t.Fatalf("customer %+v", c)
 	}
-	if c.Links["self"].Href != loc || c.Links["orders"].Href != base+"/orders/v1/orders?customer_id="+c.ID {
+	if c.Links["self"].Href != loc || c.Links["orders"].Href != base+"/orders/v1/orders?customer_id="+c.ID ||
+		c.Links["notifications"].Href != base+"/notifications/v1/notifications?customer_id="+c.ID {
 		t.Fatalf("links %+v", c.Links)
 	}
 	path := strings.TrimPrefix(loc, base+"/customers")
