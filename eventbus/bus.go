@@ -46,6 +46,7 @@ type Bus struct {
 	changed chan struct{} // closed and replaced whenever pch or blocked changes
 	sendMu  sync.Mutex    // serializes frames on pch: a Channel is not safe for concurrent publishing
 
+	nodes       *nodes // the broker nodes of cfg.URL; only Run's goroutine uses it
 	connected   atomic.Bool
 	afterCommit atomic.Pointer[func()]
 	stats       counters
@@ -63,6 +64,7 @@ func New(cfg Config) (*Bus, error) {
 		handlers:  make(map[string]*handler),
 		published: make(map[string]EventInfo),
 		changed:   make(chan struct{}),
+		nodes:     newNodes(cfg.nodeURLs()),
 	}, nil
 }
 
@@ -170,14 +172,15 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // session runs one connection until it fails or ctx is cancelled.
 func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
-	conn, err := amqp.DialConfig(b.cfg.URL, amqp.Config{
+	node := b.nodes.pick()
+	conn, err := amqp.DialConfig(node, amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
 		Dial:       amqp.DefaultDial(10 * time.Second),
 		Properties: amqp.Table{"connection_name": b.cfg.Service},
 	})
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return fmt.Errorf("dial %s: %w", redactedHost(node), err)
 	}
 	defer conn.Close()
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -214,15 +217,14 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	if err := cch.Qos(b.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	tag := fmt.Sprintf("%s-%d", b.cfg.Service, time.Now().UnixNano())
-	deliveries, err := cch.Consume(b.cfg.Service, tag, false, false, false, false, nil)
+	sub, deliveries, err := b.subscribe(conn, cch)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", b.cfg.Service, err)
+		return err
 	}
 
 	b.setPubChannel(pch)
 	b.connected.Store(true)
-	b.log.Info("connected to broker", "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
+	b.log.Info("connected to broker", "node", redactedHost(node), "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
 	defer func() {
 		b.connected.Store(false)
 		b.setPubChannel(nil)
@@ -258,6 +260,12 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 			select {
 			case d, ok := <-deliveries:
 				if !ok {
+					// Cancelled by the broker: subscribe again on
+					// this channel (its delivery tags, and so the
+					// batched acks, continue).
+					if deliveries = sub.resubscribe(ctx); deliveries != nil {
+						continue
+					}
 					return
 				}
 				if handlers[d.Type] == nil {
@@ -280,7 +288,7 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	select {
 	case <-ctx.Done():
 		// Stop deliveries; finish and ack what is in flight, then close.
-		_ = cch.Cancel(tag, false)
+		sub.stop()
 		select {
 		case <-workersDone:
 		case <-time.After(b.cfg.DrainTimeout):

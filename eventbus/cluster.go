@@ -1,0 +1,164 @@
+package eventbus
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// nodeURLs returns the node URLs of Config.URL: one, or the elements of a
+// comma-separated list (spaces around them trimmed; empty elements are kept
+// so that Validate refuses them).
+func (c Config) nodeURLs() []string {
+	parts := strings.Split(c.URL, ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts
+}
+
+// nodes rotates through the broker nodes of Config.URL. Not safe for
+// concurrent use: only Run's goroutine dials.
+type nodes struct {
+	urls []string
+	next int
+}
+
+// newNodes starts at a random node, so that the instances of a service (and
+// the services) spread their connections over the cluster.
+func newNodes(urls []string) *nodes {
+	return &nodes{urls: urls, next: rand.IntN(len(urls))}
+}
+
+// pick returns the URL to dial now and moves on to the next node, so that a
+// dial after a lost connection or a failed dial tries another node.
+func (n *nodes) pick() string {
+	u := n.urls[n.next]
+	n.next = (n.next + 1) % len(n.urls)
+	return u
+}
+
+// redactedHost returns the host:port of an AMQP URL, for logs (never the
+// credentials).
+func redactedHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "?"
+	}
+	return u.Host
+}
+
+// subscription is the consumer of the service queue on one channel. It
+// subscribes again when the broker cancels it: RabbitMQ sends basic.cancel to
+// the consumers of a queue that is deleted, or that becomes unavailable on a
+// node leaving the cluster. Without this, a cancelled consumer would sit on a
+// live connection receiving nothing.
+type subscription struct {
+	b    *Bus
+	conn *amqp.Connection
+	ch   *amqp.Channel
+
+	mu      sync.Mutex
+	tag     string
+	stopped bool
+}
+
+// subscribe starts consuming the service queue on ch and returns the
+// subscription and its deliveries. The broker's cancellations are logged (the
+// channel of NotifyCancel is drained until ch closes).
+func (b *Bus) subscribe(conn *amqp.Connection, ch *amqp.Channel) (*subscription, <-chan amqp.Delivery, error) {
+	s := &subscription{b: b, conn: conn, ch: ch}
+	cancels := ch.NotifyCancel(make(chan string, 4))
+	go func() { // always drained, or the channel's dispatcher blocks
+		for tag := range cancels {
+			b.log.Warn("broker cancelled the consumer of the service queue (queue deleted, or its leader moved); subscribing again", "queue", b.cfg.Service, "consumer_tag", tag)
+		}
+	}()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ds, err := s.consumeLocked()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, ds, nil
+}
+
+// consumeLocked sends basic.consume with a new consumer tag; s.mu is held, so
+// that stop cancels whichever tag is current.
+func (s *subscription) consumeLocked() (<-chan amqp.Delivery, error) {
+	tag := fmt.Sprintf("%s-%d", s.b.cfg.Service, time.Now().UnixNano())
+	ds, err := s.ch.Consume(s.b.cfg.Service, tag, false, false, false, false, nil)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", s.b.cfg.Service, err)
+	}
+	s.tag = tag
+	return ds, nil
+}
+
+// stop cancels the subscription (basic.cancel, waiting for cancel-ok, so no
+// delivery follows) and prevents any further subscribe: the deliveries
+// channel is closed once those in the client's buffer are read.
+func (s *subscription) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	tag := s.tag
+	s.mu.Unlock()
+	_ = s.ch.Cancel(tag, false)
+}
+
+// resubscribe is called by the reader when the deliveries channel closed. If
+// the broker cancelled the consumer while the channel stays open, it declares
+// the topology again (the queue may have been deleted) and consumes again,
+// retrying with the reconnect backoff for up to a minute, and returns the new
+// deliveries. It returns nil when the stream ended for good: stop was called,
+// ctx ended, the channel or connection closed, or subscribing kept failing
+// (the session then ends and Run reconnects).
+func (s *subscription) resubscribe(ctx context.Context) <-chan amqp.Delivery {
+	backoff := s.b.cfg.ReconnectMin
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s.mu.Lock()
+		stopped := s.stopped
+		s.mu.Unlock()
+		// A closing channel sets its closed flag before it closes its
+		// consumers' deliveries: a closed channel here means no cancel.
+		if stopped || ctx.Err() != nil || s.ch.IsClosed() || s.conn.IsClosed() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.b.log.Error("could not subscribe to the service queue again; reconnecting", "queue", s.b.cfg.Service)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, s.b.cfg.ReconnectMax)
+		if err := s.b.declareTopology(s.conn); err != nil {
+			s.b.log.Warn("declaring the topology again after a consumer cancellation failed; retrying", "error", err)
+			continue
+		}
+		s.mu.Lock()
+		if s.stopped {
+			s.mu.Unlock()
+			return nil
+		}
+		ds, err := s.consumeLocked()
+		s.mu.Unlock()
+		if err != nil {
+			// A failed basic.consume closes the channel: the session ends.
+			s.b.log.Warn("subscribing again after a consumer cancellation failed", "error", err)
+			return nil
+		}
+		s.b.stats.resubscribes.Add(1)
+		s.b.log.Info("subscribed to the service queue again", "queue", s.b.cfg.Service)
+		return ds
+	}
+}
