@@ -4,7 +4,8 @@
 //
 // Environment: HTTP_ADDR (default 127.0.0.1:8080), PUBLIC_BASE_URL (default
 // http://127.0.0.1:8080) and UPSTREAM_<DIR> for each service (default
-// http://127.0.0.1:<port of the service>), e.g. UPSTREAM_ORDERS. It stops
+// http://127.0.0.1:<port of the service>), e.g. UPSTREAM_ORDERS: one base URL,
+// or the comma-separated base URLs of several instances of the service. It stops
 // gracefully on SIGINT or SIGTERM.
 package main
 
@@ -15,7 +16,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -96,9 +96,8 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL: %w", err))
 	}
 	for _, s := range services {
-		u, err := url.Parse(c.Upstreams[s.dir])
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			errs = append(errs, fmt.Errorf("UPSTREAM_%s %q: want an absolute http(s) URL", strings.ToUpper(s.dir), c.Upstreams[s.dir]))
+		if _, err := proxy.ParseInstances(c.Upstreams[s.dir]); err != nil {
+			errs = append(errs, fmt.Errorf("UPSTREAM_%s: %w", strings.ToUpper(s.dir), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -125,13 +124,14 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	pcfg := proxy.Config{Base: base, Logger: logger, Docs: docs}
 	for _, s := range services {
-		u, _ := url.Parse(cfg.Upstreams[s.dir]) // checked by Validate
-		pcfg.Upstreams = append(pcfg.Upstreams, proxy.Upstream{Dir: s.dir, Name: s.name, URL: u})
+		us, _ := proxy.ParseInstances(cfg.Upstreams[s.dir]) // checked by Validate
+		pcfg.Upstreams = append(pcfg.Upstreams, proxy.Upstream{Dir: s.dir, Name: s.name, URL: us[0], Instances: us})
 	}
 	gw, err := proxy.New(pcfg)
 	if err != nil {
 		return err
 	}
+	defer gw.Close()
 	handler := httpkit.Stack(gw, httpkit.Options{Logger: logger})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
