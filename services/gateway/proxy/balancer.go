@@ -72,9 +72,6 @@ func (in *instance) setHealthy(ok bool) (changed bool) {
 	defer in.mu.Unlock()
 	changed = in.healthy != ok
 	in.healthy = ok
-	if ok {
-		in.ejected = time.Time{}
-	}
 	return changed
 }
 
@@ -100,11 +97,17 @@ func newPool(g *Gateway, u Upstream, transport http.RoundTripper) *pool {
 }
 
 // pick returns the available instance with the fewest requests in flight
-// that is not in tried, starting the scan at the next turn; when none is
-// available, the least-loaded untried one; nil when every one was tried.
+// that is not in tried, starting the scan at the next turn (a request's
+// first pick takes the turn); when none is available, the least-loaded
+// untried one; nil when every one was tried.
 func (p *pool) pick(tried []*instance) *instance {
 	now := time.Now()
-	start := int(p.next.Add(1))
+	var start int
+	if len(tried) == 0 {
+		start = int(p.next.Add(1))
+	} else {
+		start = int(p.next.Load())
+	}
 	var best, fallback *instance
 	for i := range p.instances {
 		in := p.instances[(start+i)%len(p.instances)]
