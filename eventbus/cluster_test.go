@@ -2,6 +2,8 @@ package eventbus_test
 
 import (
 	"context"
+	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,7 +58,7 @@ func startClusterStream(t *testing.T, url string) *clusterStream {
 	t.Helper()
 	s := &clusterStream{pubDB: migratedDB(t), conDB: migratedDB(t), stop: make(chan struct{}), done: make(chan struct{})}
 	fast := eventbus.Config{URL: url, QueueType: eventbus.QueueQuorum, ReconnectMin: 100 * time.Millisecond,
-		ReconnectMax: time.Second, RetryDelays: []time.Duration{200 * time.Millisecond}}
+		ReconnectMax: time.Second, RetryDelays: []time.Duration{200 * time.Millisecond}, Logger: clusterLogger()}
 	conCfg := fast
 	conCfg.Service = "test.consumer"
 	s.con = startBus(t, conCfg, func(b *eventbus.Bus) {
@@ -78,7 +80,7 @@ func startClusterStream(t *testing.T, url string) *clusterStream {
 			t.Fatal(err)
 		}
 	})
-	s.relay = startRelay(t, s.pubDB, s.pub, eventbus.RelayConfig{PollInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	s.relay = startRelay(t, s.pubDB, s.pub, eventbus.RelayConfig{PollInterval: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond, Logger: clusterLogger()})
 	go func() {
 		defer close(s.done)
 		ctx := context.Background()
@@ -109,11 +111,32 @@ func (s *clusterStream) halt() {
 	<-s.done
 }
 
-// waitHandled waits until the consumer handled n more events than it had.
-func (s *clusterStream) waitHandled(t *testing.T, n int32, d time.Duration) {
+// clusterLogger shows the buses' connection logs on stderr (warnings and
+// errors: reconnects, cancellations) when the test runs verbosely.
+func clusterLogger() *slog.Logger {
+	if !testing.Verbose() {
+		return quietLogger()
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// waitHandled waits until the consumer handled n more events than it had;
+// on timeout it fails the test with the state of the queues and buses.
+func (s *clusterStream) waitHandled(t *testing.T, c *testinfra.RabbitCluster, n int32, d time.Duration) {
 	t.Helper()
 	target := s.handled.Load() + n
-	waitFor(t, d, "events handled", func() bool { return s.handled.Load() >= target })
+	deadline := time.Now().Add(d)
+	for s.handled.Load() < target {
+		if time.Now().After(deadline) {
+			for _, q := range []string{"test.consumer", "test.widgets"} {
+				t.Logf("queue %s: %+v", q, c.Queue("/", q))
+			}
+			t.Fatalf("timed out after %v waiting for events handled (%d of %d committed); consumer %+v on %s; publisher %+v on %s; relay %+v",
+				d, s.handled.Load(), s.committed.Load(), s.con.Stats(), c.ConnectionNode("test.consumer"),
+				s.pub.Stats(), c.ConnectionNode("test.widgets"), s.relay.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // gap returns the longest time between two consecutive handler runs from
@@ -165,7 +188,7 @@ func TestClusterKeepsConsumingThroughNodeFailures(t *testing.T) {
 	}
 	c := testinfra.StartRabbitCluster(t, 3)
 	s := startClusterStream(t, c.URL())
-	s.waitHandled(t, 100, 60*time.Second)
+	s.waitHandled(t, c, 100, 60*time.Second)
 
 	// Every queue of the platform is a quorum queue with a replica on each node.
 	for _, q := range []string{"test.consumer", "test.consumer.retry.200", "test.consumer.dead-letter",
@@ -185,17 +208,18 @@ func TestClusterKeepsConsumingThroughNodeFailures(t *testing.T) {
 		if n == nil {
 			t.Fatalf("%s: no node named %q", what, name)
 		}
-		s.waitHandled(t, 50, 60*time.Second)
+		s.waitHandled(t, c, 50, 60*time.Second)
 		reconnects := s.con.Stats().Reconnects + s.pub.Stats().Reconnects
 		t.Logf("SIGKILL %s %s (handled so far %d)", what, name, s.handled.Load())
 		at := time.Now()
 		n.Kill()
-		s.waitHandled(t, 200, 90*time.Second)
+		s.waitHandled(t, c, 200, 90*time.Second)
 		t.Logf("after SIGKILL of %s: consumption paused at most %v; buses reconnected %d times; consumer now on %s, publisher on %s",
 			what, s.gap(at).Round(time.Millisecond), s.con.Stats().Reconnects+s.pub.Stats().Reconnects-reconnects,
 			c.ConnectionNode("test.consumer"), c.ConnectionNode("test.widgets"))
 		n.Restart(t)
 		c.WaitFormed(nodeWait)
+		waitReplicasOnline(t, c)
 	}
 
 	conNode := c.ConnectionNode("test.consumer")
@@ -211,19 +235,37 @@ func TestClusterKeepsConsumingThroughNodeFailures(t *testing.T) {
 	// A graceful stop of the queue leader (maintenance): its clients receive
 	// connection.close, its queues elect new leaders.
 	leader := c.Node(c.Queue("/", "test.consumer").Leader)
-	s.waitHandled(t, 50, 60*time.Second)
+	s.waitHandled(t, c, 50, 60*time.Second)
 	at := time.Now()
 	c.Ctl(leader, "stop_app")
-	s.waitHandled(t, 200, 90*time.Second)
+	s.waitHandled(t, c, 200, 90*time.Second)
 	t.Logf("after stop_app of the leader %s: consumption paused at most %v; new leader %s",
 		leader.Name, s.gap(at).Round(time.Millisecond), c.Queue("/", "test.consumer").Leader)
 	c.Ctl(leader, "start_app")
 	c.WaitFormed(nodeWait)
+	waitReplicasOnline(t, c)
 
 	s.finish(t)
 	if r := s.con.Stats().Reconnects + s.pub.Stats().Reconnects; r < 2 {
 		t.Errorf("the buses reconnected %d times through two SIGKILLs of their nodes", r)
 	}
+}
+
+// waitReplicasOnline waits until every replica of the two service queues is
+// online again: a quorum queue of three survives one lost replica at a time,
+// not a second one before the first is back.
+func waitReplicasOnline(t *testing.T, c *testinfra.RabbitCluster) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, nodeWait, "every replica online", func() bool {
+		for _, q := range []string{"test.consumer", "test.widgets"} {
+			if info := c.Queue("/", q); len(info.Online) != len(c.Nodes) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("every replica online again after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // nodeWait bounds waiting for a restarted node to rejoin its cluster.
