@@ -131,9 +131,11 @@ func (b *Bus) Healthy() error {
 
 // Run connects to the broker, declares the topology, and consumes the
 // service's queue until ctx is cancelled. When the connection is lost it
-// reconnects with exponential backoff, declares the topology again and
-// resumes consuming; meanwhile Publish waits for the new connection (up to
-// its context). On cancellation it stops consuming, waits up to
+// reconnects with exponential backoff (each attempt to the next node of
+// Config.URL), declares the topology again and resumes consuming; meanwhile
+// Publish waits for the new connection (up to its context). When the broker
+// cancels the consumer, it subscribes again on the same connection. On
+// cancellation it stops consuming, waits up to
 // Config.DrainTimeout for handlers in flight to finish and acknowledge, closes
 // the connection and returns nil. It returns an error only for a second call.
 func (b *Bus) Run(ctx context.Context) error {

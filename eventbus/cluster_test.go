@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"slices"
@@ -130,6 +131,11 @@ func (s *clusterStream) waitHandled(t *testing.T, c *testinfra.RabbitCluster, n 
 		if time.Now().After(deadline) {
 			for _, q := range []string{"test.consumer", "test.widgets"} {
 				t.Logf("queue %s: %+v", q, c.Queue("/", q))
+			}
+			if os.Getenv("CLUSTER_DEBUG_HOLD") != "" {
+				t.Logf("HOLD: %s", c)
+				fmt.Fprintf(os.Stderr, "HOLDING %s\n", c)
+				time.Sleep(15 * time.Minute)
 			}
 			t.Fatalf("timed out after %v waiting for events handled (%d of %d committed); consumer %+v on %s; publisher %+v on %s; relay %+v",
 				d, s.handled.Load(), s.committed.Load(), s.con.Stats(), c.ConnectionNode("test.consumer"),
