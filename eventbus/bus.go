@@ -45,6 +45,10 @@ type Bus struct {
 	blocked bool
 	changed chan struct{} // closed and replaced whenever pch or blocked changes
 	sendMu  sync.Mutex    // serializes frames on pch: a Channel is not safe for concurrent publishing
+	// renewPub receives a publishing channel on which the broker nacked a
+	// message; the session replaces it (see renewPubChannel).
+	renewPub  chan *amqp.Channel
+	lastRenew time.Time // when the session last replaced the publishing channel; only the session uses it
 
 	nodes       *nodes // the broker nodes of cfg.URL; only Run's goroutine uses it
 	connected   atomic.Bool
@@ -65,6 +69,7 @@ func New(cfg Config) (*Bus, error) {
 		published: make(map[string]EventInfo),
 		changed:   make(chan struct{}),
 		nodes:     newNodes(cfg.nodeURLs()),
+		renewPub:  make(chan *amqp.Channel, 1),
 	}, nil
 }
 
@@ -202,14 +207,10 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 		return err
 	}
 
-	pch, err := conn.Channel()
+	pch, pubClosed, err := openPubChannel(conn)
 	if err != nil {
-		return fmt.Errorf("open publishing channel: %w", err)
+		return err
 	}
-	if err := pch.Confirm(false); err != nil {
-		return fmt.Errorf("enable publisher confirms: %w", err)
-	}
-	pubClosed := pch.NotifyClose(make(chan *amqp.Error, 1))
 
 	cch, err := conn.Channel()
 	if err != nil {
@@ -287,24 +288,30 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()
 
-	select {
-	case <-ctx.Done():
-		// Stop deliveries; finish and ack what is in flight, then close.
-		sub.stop()
+	for {
 		select {
+		case <-ctx.Done():
+			// Stop deliveries; finish and ack what is in flight, then close.
+			sub.stop()
+			select {
+			case <-workersDone:
+			case <-time.After(b.cfg.DrainTimeout):
+				b.log.Warn("drain timeout: closing with handlers in flight; their messages will be redelivered")
+			}
+			return nil
+		case e := <-connClosed:
+			return fmt.Errorf("connection closed: %v", e)
+		case e := <-pubClosed:
+			return fmt.Errorf("publishing channel closed: %v", e)
+		case e := <-conClosed:
+			return fmt.Errorf("consuming channel closed: %v", e)
 		case <-workersDone:
-		case <-time.After(b.cfg.DrainTimeout):
-			b.log.Warn("drain timeout: closing with handlers in flight; their messages will be redelivered")
+			return errors.New("delivery stream ended")
+		case nacked := <-b.renewPub:
+			if pch, pubClosed, err = b.renewPubChannel(conn, pch, pubClosed, nacked); err != nil {
+				return err
+			}
 		}
-		return nil
-	case e := <-connClosed:
-		return fmt.Errorf("connection closed: %v", e)
-	case e := <-pubClosed:
-		return fmt.Errorf("publishing channel closed: %v", e)
-	case e := <-conClosed:
-		return fmt.Errorf("consuming channel closed: %v", e)
-	case <-workersDone:
-		return errors.New("delivery stream ended")
 	}
 }
 

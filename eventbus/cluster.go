@@ -162,3 +162,54 @@ func (s *subscription) resubscribe(ctx context.Context) <-chan amqp.Delivery {
 		return ds
 	}
 }
+
+// openPubChannel opens a publishing channel in confirm mode on conn.
+func openPubChannel(conn *amqp.Connection) (*amqp.Channel, chan *amqp.Error, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open publishing channel: %w", err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		return nil, nil, fmt.Errorf("enable publisher confirms: %w", err)
+	}
+	return ch, ch.NotifyClose(make(chan *amqp.Error, 1)), nil
+}
+
+// nacked reports that the broker nacked a message published on ch while ch
+// stays open. Safe for concurrent use; it never blocks.
+func (b *Bus) nacked(ch *amqp.Channel) {
+	if ch.IsClosed() {
+		return // the connection or channel was lost: the session reconnects
+	}
+	select {
+	case b.renewPub <- ch:
+	default: // a renewal is already pending
+	}
+}
+
+// renewPubChannel replaces the publishing channel pch after the broker
+// nacked a message on it, at most once a second, and returns the channel to
+// use (pch itself when nothing was replaced).
+//
+// Why: a RabbitMQ 3.10 channel keeps, per quorum queue, the leader it knew
+// when it first published there. A channel opened while a queue was electing
+// a new leader (the bus has just reconnected after the old leader's node
+// died) may keep asking the dead node and nack every publish to that queue,
+// for as long as the channel lives. A new channel asks the queue's current
+// leader. Messages still unconfirmed on the old channel fail with
+// ErrNotConfirmed and are published again by their publisher (the relay).
+func (b *Bus) renewPubChannel(conn *amqp.Connection, pch *amqp.Channel, closed chan *amqp.Error, nacked *amqp.Channel) (*amqp.Channel, chan *amqp.Error, error) {
+	if nacked != pch || time.Since(b.lastRenew) < time.Second {
+		return pch, closed, nil
+	}
+	b.lastRenew = time.Now()
+	npch, nclosed, err := openPubChannel(conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.setPubChannel(npch)
+	_ = pch.Close() // a publish still sending on it fails with ErrNotConfirmed
+	b.stats.pubChannelRenewals.Add(1)
+	b.log.Warn("the broker nacked a publish: publishing on a new channel", "queue", b.cfg.Service)
+	return npch, nclosed, nil
+}

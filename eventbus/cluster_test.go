@@ -2,7 +2,7 @@ package eventbus_test
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"os"
 	"slices"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
@@ -33,6 +34,45 @@ func TestConfigAcceptsSeveralNodeURLs(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("URL %q: err %v, want ok=%v", tc.url, err, tc.ok)
 		}
+	}
+}
+
+// TestANackedPublishRenewsThePublishingChannel makes the broker nack every
+// publish (a queue bound to sagittarius-a that rejects what exceeds a length
+// of 0): the bus reports ErrNotConfirmed and publishes on a new channel, and
+// publishing works again once the cause is gone.
+func TestANackedPublishRenewsThePublishingChannel(t *testing.T) {
+	url, _ := testinfra.NewVhost(t)
+	pub := publisherBus(t, url)
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("test.full", true, false, false, false, amqp.Table{"x-max-length": int64(0), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("test.full", "", eventbus.Exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	err = pub.Publish(ctx, mustMessage(t, ctx, widgetMade, newWidget(1)))
+	if !errors.Is(err, eventbus.ErrNotConfirmed) {
+		t.Fatalf("publish into a full reject-publish queue: %v, want ErrNotConfirmed", err)
+	}
+	waitFor(t, 10*time.Second, "a new publishing channel", func() bool { return pub.Stats().PubRenewals == 1 })
+	if _, err := ch.QueueDelete("test.full", false, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.Publish(ctx, mustMessage(t, ctx, widgetMade, newWidget(2))); err != nil {
+		t.Fatalf("publish on the new channel: %v", err)
+	}
+	if s := pub.Stats(); s.Reconnects != 0 {
+		t.Errorf("a nack cost the connection: %+v", s)
 	}
 }
 
@@ -131,11 +171,6 @@ func (s *clusterStream) waitHandled(t *testing.T, c *testinfra.RabbitCluster, n 
 		if time.Now().After(deadline) {
 			for _, q := range []string{"test.consumer", "test.widgets"} {
 				t.Logf("queue %s: %+v", q, c.Queue("/", q))
-			}
-			if os.Getenv("CLUSTER_DEBUG_HOLD") != "" {
-				t.Logf("HOLD: %s", c)
-				fmt.Fprintf(os.Stderr, "HOLDING %s\n", c)
-				time.Sleep(15 * time.Minute)
 			}
 			t.Fatalf("timed out after %v waiting for events handled (%d of %d committed); consumer %+v on %s; publisher %+v on %s; relay %+v",
 				d, s.handled.Load(), s.committed.Load(), s.con.Stats(), c.ConnectionNode("test.consumer"),

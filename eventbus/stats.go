@@ -12,10 +12,11 @@ type Stats struct {
 	DeadLettered uint64 // deliveries sent to the dead-letter queue
 	Reconnects   uint64 // connections lost and re-established
 	Resubscribes uint64 // consumers cancelled by the broker and subscribed again on the same connection
+	PubRenewals  uint64 // publishing channels replaced after the broker nacked a message on them
 }
 
 type counters struct {
-	published, handled, duplicates, unhandled, retried, deadLettered, reconnects, resubscribes atomic.Uint64
+	published, handled, duplicates, unhandled, retried, deadLettered, reconnects, resubscribes, pubChannelRenewals atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -30,5 +31,6 @@ func (b *Bus) Stats() Stats {
 		DeadLettered: c.deadLettered.Load(),
 		Reconnects:   c.reconnects.Load(),
 		Resubscribes: c.resubscribes.Load(),
+		PubRenewals:  c.pubChannelRenewals.Load(),
 	}
 }
