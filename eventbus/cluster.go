@@ -191,13 +191,14 @@ func (b *Bus) nacked(ch *amqp.Channel) {
 // nacked a message on it, at most once a second, and returns the channel to
 // use (pch itself when nothing was replaced).
 //
-// Why: a RabbitMQ 3.10 channel keeps, per quorum queue, the leader it knew
-// when it first published there. A channel opened while a queue was electing
-// a new leader (the bus has just reconnected after the old leader's node
-// died) may keep asking the dead node and nack every publish to that queue,
-// for as long as the channel lives. A new channel asks the queue's current
-// leader. Messages still unconfirmed on the old channel fail with
-// ErrNotConfirmed and are published again by their publisher (the relay).
+// Why: on RabbitMQ 3.10.8 we saw a channel opened while a quorum queue was
+// electing a new leader (the bus had just reconnected after the old leader's
+// node was killed) nack every publish routed to that queue for as long as the
+// channel lived, although the queue had a leader and a quorum again (its Raft
+// log stopped growing: nothing reached it). A new channel reaches the
+// queue's current leader. Messages still unconfirmed on the old channel fail
+// with ErrNotConfirmed and are published again by their publisher (the
+// relay).
 func (b *Bus) renewPubChannel(conn *amqp.Connection, pch *amqp.Channel, closed chan *amqp.Error, nacked *amqp.Channel) (*amqp.Channel, chan *amqp.Error, error) {
 	if nacked != pch || time.Since(b.lastRenew) < time.Second {
 		return pch, closed, nil
