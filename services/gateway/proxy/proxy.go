@@ -12,7 +12,8 @@
 // upstream) is rewritten to the gateway. X-Request-Id and traceparent are
 // added when absent (httpkit middleware, applied by main). An upstream that
 // is down gives a 503 problem, one that times out a 504, any other transport
-// failure a 502.
+// failure a 502. An upstream may have several instances: see balancer.go for
+// how the gateway picks one, takes failing ones out of rotation and retries.
 
 package proxy
 
