@@ -323,7 +323,7 @@ func TestClusterConsumerResubscribesWhenCancelled(t *testing.T) {
 	c := testinfra.StartRabbitCluster(t, 3)
 	var handled atomic.Int32
 	con := startBus(t, eventbus.Config{URL: c.URL(), Service: "test.consumer", QueueType: eventbus.QueueQuorum,
-		ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second}, func(b *eventbus.Bus) {
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second, Logger: clusterLogger()}, func(b *eventbus.Bus) {
 		if err := eventbus.Handle(b, widgetMade, func(ctx context.Context, ev eventbus.Event[widget]) error {
 			handled.Add(1)
 			return nil
@@ -331,7 +331,7 @@ func TestClusterConsumerResubscribesWhenCancelled(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	pub := startBus(t, eventbus.Config{URL: c.URL(), Service: "test.widgets", QueueType: eventbus.QueueQuorum}, func(b *eventbus.Bus) {
+	pub := startBus(t, eventbus.Config{URL: c.URL(), Service: "test.widgets", QueueType: eventbus.QueueQuorum, Logger: clusterLogger()}, func(b *eventbus.Bus) {
 		if err := b.Publishes(widgetMade); err != nil {
 			t.Fatal(err)
 		}
