@@ -224,6 +224,9 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	if err != nil {
 		return err
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go sub.watch(wctx)
 
 	b.setPubChannel(pch)
 	b.connected.Store(true)

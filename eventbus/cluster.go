@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -213,4 +214,75 @@ func (b *Bus) renewPubChannel(conn *amqp.Connection, pch *amqp.Channel, closed c
 	b.stats.pubChannelRenewals.Add(1)
 	b.log.Warn("the broker nacked a publish: publishing on a new channel", "queue", b.cfg.Service)
 	return npch, nclosed, nil
+}
+
+// consumerCheckInterval is how often a session asks the broker whether it
+// still counts a consumer on the service queue (see watch).
+const consumerCheckInterval = 5 * time.Second
+
+// watch asks the broker every consumerCheckInterval, until ctx ends, whether
+// the service queue exists and has a consumer. A consumer can be orphaned
+// without a basic.cancel: on RabbitMQ 3.10.8 we saw a quorum queue deleted
+// under the bus's consumer without the cancel reaching it, which left the bus
+// on a live connection receiving nothing. When the queue is gone, or the
+// broker counts no consumer on it twice in a row, watch cancels the
+// subscription itself: the reader then subscribes again (resubscribe).
+func (s *subscription) watch(ctx context.Context) {
+	t := time.NewTicker(consumerCheckInterval)
+	defer t.Stop()
+	zero := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.conn.IsClosed() {
+			return
+		}
+		n, err := s.consumerCount()
+		var ae *amqp.Error
+		switch {
+		case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+			s.orphaned("the service queue no longer exists")
+			zero = 0
+		case err != nil:
+			zero = 0
+		case n == 0:
+			if zero++; zero >= 2 {
+				s.orphaned("the broker counts no consumer on the service queue")
+				zero = 0
+			}
+		default:
+			zero = 0
+		}
+	}
+}
+
+// consumerCount returns the broker's count of consumers on the service
+// queue (queue.declare passive, on a channel of its own).
+func (s *subscription) consumerCount() (int, error) {
+	ch, err := s.conn.Channel()
+	if err != nil {
+		return 0, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(s.b.cfg.Service, true, false, false, false, nil)
+	if err != nil {
+		return 0, err
+	}
+	return q.Consumers, nil
+}
+
+// orphaned cancels the current subscription (unless stopped), so that the
+// reader subscribes again.
+func (s *subscription) orphaned(why string) {
+	s.mu.Lock()
+	stopped, tag := s.stopped, s.tag
+	s.mu.Unlock()
+	if stopped {
+		return
+	}
+	s.b.log.Warn("the consumer of the service queue is orphaned; subscribing again", "queue", s.b.cfg.Service, "reason", why)
+	_ = s.ch.Cancel(tag, false)
 }
