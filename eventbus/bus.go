@@ -310,6 +310,8 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 			return fmt.Errorf("consuming channel closed: %v", e)
 		case <-workersDone:
 			return errors.New("delivery stream ended")
+		case why := <-sub.orphan:
+			return fmt.Errorf("consumer orphaned (%s)", why)
 		case nacked := <-b.renewPub:
 			if pch, pubClosed, err = b.renewPubChannel(conn, pch, pubClosed, nacked); err != nil {
 				return err

@@ -65,6 +65,9 @@ type subscription struct {
 	conn *amqp.Connection
 	ch   *amqp.Channel
 
+	// orphan receives why the consumer was found orphaned (see watch).
+	orphan chan string
+
 	mu      sync.Mutex
 	tag     string
 	stopped bool
@@ -74,7 +77,7 @@ type subscription struct {
 // subscription and its deliveries. The broker's cancellations are logged (the
 // channel of NotifyCancel is drained until ch closes).
 func (b *Bus) subscribe(conn *amqp.Connection, ch *amqp.Channel) (*subscription, <-chan amqp.Delivery, error) {
-	s := &subscription{b: b, conn: conn, ch: ch}
+	s := &subscription{b: b, conn: conn, ch: ch, orphan: make(chan string, 1)}
 	cancels := ch.NotifyCancel(make(chan string, 4))
 	go func() { // always drained, or the channel's dispatcher blocks
 		for tag := range cancels {
@@ -225,8 +228,10 @@ const consumerCheckInterval = 5 * time.Second
 // without a basic.cancel: on RabbitMQ 3.10.8 we saw a quorum queue deleted
 // under the bus's consumer without the cancel reaching it, which left the bus
 // on a live connection receiving nothing. When the queue is gone, or the
-// broker counts no consumer on it twice in a row, watch cancels the
-// subscription itself: the reader then subscribes again (resubscribe).
+// broker counts no consumer on it twice in a row, watch reports it on
+// s.orphan and the session ends: Run reconnects, declares the topology and
+// subscribes again. (Cancelling the orphaned consumer instead made that
+// broker close the whole connection with INTERNAL_ERROR.)
 func (s *subscription) watch(ctx context.Context) {
 	t := time.NewTicker(consumerCheckInterval)
 	defer t.Stop()
@@ -274,15 +279,17 @@ func (s *subscription) consumerCount() (int, error) {
 	return q.Consumers, nil
 }
 
-// orphaned cancels the current subscription (unless stopped), so that the
-// reader subscribes again.
+// orphaned reports on s.orphan (once) that the consumer is orphaned, unless
+// the subscription was stopped.
 func (s *subscription) orphaned(why string) {
 	s.mu.Lock()
-	stopped, tag := s.stopped, s.tag
+	stopped := s.stopped
 	s.mu.Unlock()
 	if stopped {
 		return
 	}
-	s.b.log.Warn("the consumer of the service queue is orphaned; subscribing again", "queue", s.b.cfg.Service, "reason", why)
-	_ = s.ch.Cancel(tag, false)
+	select {
+	case s.orphan <- why:
+	default:
+	}
 }
