@@ -359,9 +359,11 @@ func TestClusterConsumerResubscribesWhenCancelled(t *testing.T) {
 	// arrives, the bus's consumer check finds the queue gone and reconnects.
 	start := time.Now()
 	c.Ctl(c.Nodes[0], "delete_queue", "test.consumer")
+	// Until the bus declares the queue again, events are routed to no queue
+	// of its: wait for the new subscription (or the new session) first.
 	waitFor(t, 30*time.Second, "consumer subscribed again", func() bool {
 		s := con.Stats()
-		return s.Resubscribes == 1 || s.Reconnects == 1
+		return s.Resubscribes == 1 || (s.Reconnects == 1 && con.Healthy() == nil)
 	})
 	viaCancel := con.Stats().Resubscribes == 1
 	t.Logf("subscribed again %v after the queue was deleted (after a basic.cancel: %v)", time.Since(start).Round(time.Millisecond), viaCancel)
