@@ -46,7 +46,12 @@ type Bus struct {
 	blocked bool
 	changed chan struct{} // closed and replaced whenever pch or blocked changes
 	sendMu  sync.Mutex    // serializes frames on pch: a Channel is not safe for concurrent publishing
+	// renewPub receives a publishing channel on which the broker nacked a
+	// message; the session replaces it (see renewPubChannel).
+	renewPub  chan *amqp.Channel
+	lastRenew time.Time // when the session last replaced the publishing channel; only the session uses it
 
+	nodes       *nodes // the broker nodes of cfg.URL; only Run's goroutine uses it
 	connected   atomic.Bool
 	afterCommit atomic.Pointer[func()]
 	stats       counters
@@ -68,6 +73,8 @@ func New(cfg Config) (*Bus, error) {
 		handlers:  make(map[string]*handler),
 		published: make(map[string]EventInfo),
 		changed:   make(chan struct{}),
+		nodes:     newNodes(cfg.nodeURLs()),
+		renewPub:  make(chan *amqp.Channel, 1),
 	}
 	if cfg.TracerProvider != nil {
 		b.tracer = cfg.TracerProvider.Tracer(instrumentationScope)
@@ -138,9 +145,11 @@ func (b *Bus) Healthy() error {
 
 // Run connects to the broker, declares the topology, and consumes the
 // service's queue until ctx is cancelled. When the connection is lost it
-// reconnects with exponential backoff, declares the topology again and
-// resumes consuming; meanwhile Publish waits for the new connection (up to
-// its context). On cancellation it stops consuming, waits up to
+// reconnects with exponential backoff (each attempt to the next node of
+// Config.URL), declares the topology again and resumes consuming; meanwhile
+// Publish waits for the new connection (up to its context). When the broker
+// cancels the consumer, it subscribes again on the same connection. On
+// cancellation it stops consuming, waits up to
 // Config.DrainTimeout for handlers in flight to finish and acknowledge, closes
 // the connection and returns nil. It returns an error only for a second call.
 func (b *Bus) Run(ctx context.Context) error {
@@ -180,14 +189,15 @@ func (b *Bus) Run(ctx context.Context) error {
 
 // session runs one connection until it fails or ctx is cancelled.
 func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
-	conn, err := amqp.DialConfig(b.cfg.URL, amqp.Config{
+	node := b.nodes.pick()
+	conn, err := amqp.DialConfig(node, amqp.Config{
 		Heartbeat:  10 * time.Second,
 		Locale:     "en_US",
 		Dial:       amqp.DefaultDial(10 * time.Second),
 		Properties: amqp.Table{"connection_name": b.cfg.Service},
 	})
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return fmt.Errorf("dial %s: %w", redactedHost(node), err)
 	}
 	defer conn.Close()
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
@@ -207,14 +217,10 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 		return err
 	}
 
-	pch, err := conn.Channel()
+	pch, pubClosed, err := openPubChannel(conn)
 	if err != nil {
-		return fmt.Errorf("open publishing channel: %w", err)
+		return err
 	}
-	if err := pch.Confirm(false); err != nil {
-		return fmt.Errorf("enable publisher confirms: %w", err)
-	}
-	pubClosed := pch.NotifyClose(make(chan *amqp.Error, 1))
 
 	cch, err := conn.Channel()
 	if err != nil {
@@ -224,16 +230,18 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	if err := cch.Qos(b.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	tag := fmt.Sprintf("%s-%d", b.cfg.Service, time.Now().UnixNano())
-	deliveries, err := cch.Consume(b.cfg.Service, tag, false, false, false, false, nil)
+	sub, deliveries, err := b.subscribe(conn, cch)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", b.cfg.Service, err)
+		return err
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go sub.watch(wctx)
 
 	b.setPubChannel(pch)
 	b.conn.Store(conn)
 	b.connected.Store(true)
-	b.log.Info("connected to broker", "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
+	b.log.Info("connected to broker", "node", redactedHost(node), "queue", b.cfg.Service, "queue_type", b.cfg.QueueType)
 	defer func() {
 		b.connected.Store(false)
 		b.conn.Store(nil)
@@ -271,6 +279,12 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 			select {
 			case d, ok := <-deliveries:
 				if !ok {
+					// Cancelled by the broker: subscribe again on
+					// this channel (its delivery tags, and so the
+					// batched acks, continue).
+					if deliveries = sub.resubscribe(ctx); deliveries != nil {
+						continue
+					}
 					return
 				}
 				if handlers[d.Type] == nil {
@@ -293,24 +307,32 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 	workersDone := make(chan struct{})
 	go func() { wg.Wait(); close(workersDone) }()
 
-	select {
-	case <-ctx.Done():
-		// Stop deliveries; finish and ack what is in flight, then close.
-		_ = cch.Cancel(tag, false)
+	for {
 		select {
+		case <-ctx.Done():
+			// Stop deliveries; finish and ack what is in flight, then close.
+			sub.stop()
+			select {
+			case <-workersDone:
+			case <-time.After(b.cfg.DrainTimeout):
+				b.log.Warn("drain timeout: closing with handlers in flight; their messages will be redelivered")
+			}
+			return nil
+		case e := <-connClosed:
+			return fmt.Errorf("connection closed: %v", e)
+		case e := <-pubClosed:
+			return fmt.Errorf("publishing channel closed: %v", e)
+		case e := <-conClosed:
+			return fmt.Errorf("consuming channel closed: %v", e)
 		case <-workersDone:
-		case <-time.After(b.cfg.DrainTimeout):
-			b.log.Warn("drain timeout: closing with handlers in flight; their messages will be redelivered")
+			return errors.New("delivery stream ended")
+		case why := <-sub.orphan:
+			return fmt.Errorf("consumer orphaned (%s)", why)
+		case nacked := <-b.renewPub:
+			if pch, pubClosed, err = b.renewPubChannel(conn, pch, pubClosed, nacked); err != nil {
+				return err
+			}
 		}
-		return nil
-	case e := <-connClosed:
-		return fmt.Errorf("connection closed: %v", e)
-	case e := <-pubClosed:
-		return fmt.Errorf("publishing channel closed: %v", e)
-	case e := <-conClosed:
-		return fmt.Errorf("consuming channel closed: %v", e)
-	case <-workersDone:
-		return errors.New("delivery stream ended")
 	}
 }
 

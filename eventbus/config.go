@@ -23,7 +23,11 @@ const (
 // Config configures a Bus. The zero values of the optional fields are
 // replaced by the defaults documented on each field.
 type Config struct {
-	// URL of the broker, e.g. amqp://sales.orders:secret@127.0.0.1:5672/sagittarius. Required.
+	// URL of the broker, e.g. amqp://sales.orders:secret@127.0.0.1:5672/sagittarius,
+	// or a comma-separated list of the URLs of the nodes of one cluster (the
+	// same vhost and credentials on each). With several, the bus connects to
+	// one chosen at random (so that instances spread over the nodes) and, when
+	// that connection is lost, tries the next ones in turn. Required.
 	URL string
 	// Service is the service name, domain-name.subdomain-name: its queue name
 	// and the app_id of everything it publishes. Required.
@@ -104,8 +108,10 @@ func (c Config) Validate() error {
 	if c.URL == "" {
 		return errors.New("eventbus: Config.URL is required")
 	}
-	if u, err := url.Parse(c.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-		return fmt.Errorf("eventbus: Config.URL must be an amqp:// or amqps:// URL")
+	for _, n := range c.nodeURLs() {
+		if u, err := url.Parse(n); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+			return fmt.Errorf("eventbus: Config.URL must be an amqp:// or amqps:// URL, or a comma-separated list of them")
+		}
 	}
 	if err := ValidateServiceName(c.Service); err != nil {
 		return fmt.Errorf("eventbus: Config.Service: %w", err)

@@ -113,6 +113,7 @@ func (b *Bus) publishRaw(ctx context.Context, exchange string, keys []string, pu
 			errs[i] = fmt.Errorf("%w: %w", ErrNotConfirmed, err)
 		case !ok:
 			errs[i] = fmt.Errorf("%w: nacked or connection lost", ErrNotConfirmed)
+			b.nacked(ch)
 		default:
 			b.stats.published.Add(1)
 		}

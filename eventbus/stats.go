@@ -11,10 +11,12 @@ type Stats struct {
 	Retried      uint64 // failed deliveries sent to a retry queue
 	DeadLettered uint64 // deliveries sent to the dead-letter queue
 	Reconnects   uint64 // connections lost and re-established
+	Resubscribes uint64 // consumers cancelled by the broker and subscribed again on the same connection
+	PubRenewals  uint64 // publishing channels replaced after the broker nacked a message on them
 }
 
 type counters struct {
-	published, handled, duplicates, unhandled, retried, deadLettered, reconnects atomic.Uint64
+	published, handled, duplicates, unhandled, retried, deadLettered, reconnects, resubscribes, pubChannelRenewals atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -28,5 +30,7 @@ func (b *Bus) Stats() Stats {
 		Retried:      c.retried.Load(),
 		DeadLettered: c.deadLettered.Load(),
 		Reconnects:   c.reconnects.Load(),
+		Resubscribes: c.resubscribes.Load(),
+		PubRenewals:  c.pubChannelRenewals.Load(),
 	}
 }

@@ -35,11 +35,12 @@ type RabbitNode struct {
 	// Dir holds the node's configuration, data and logs (log/, console.log).
 	Dir string
 
-	t      testing.TB
-	script string
-	args   []string
-	env    []string
-	mu     sync.Mutex
+	distPort int
+	t        testing.TB
+	script   string
+	args     []string
+	env      []string
+	mu       sync.Mutex
 }
 
 // StartRabbitNode starts a separate RabbitMQ node (own node name, free ports
@@ -53,6 +54,15 @@ type RabbitNode struct {
 // Skipped (or failed) like RequireInfra when the test environment is unset.
 func StartRabbitNode(t testing.TB) (amqpURL string, node *RabbitNode) {
 	t.Helper()
+	n := newRabbitNode(t, randomHex(16))
+	n.Start(t)
+	return n.AMQPURL, n
+}
+
+// newRabbitNode prepares (but does not start) a throw-away node whose
+// administrator "admin" has password pw, and registers its purge in t.Cleanup.
+func newRabbitNode(t testing.TB, pw string) *RabbitNode {
+	t.Helper()
 	env := RequireInfra(t)
 	script := filepath.Join(env.Root, "scripts", "rabbit-node")
 	if _, err := os.Stat(script); err != nil {
@@ -62,17 +72,18 @@ func StartRabbitNode(t testing.TB) (amqpURL string, node *RabbitNode) {
 	// Debian wrapper), so testing's mode-0700 temporary folder is fine as it is.
 	tmp := t.TempDir()
 	ports := freePorts(t, 3)
-	user, pw := "admin", randomHex(16)
+	user := "admin"
 	n := &RabbitNode{
 		Name: "sagtest-" + randomHex(4) + "@localhost",
 		AMQPURL: (&url.URL{Scheme: "amqp", User: url.UserPassword(user, pw),
 			Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])), Path: "/"}).String(),
 		APIURL: (&url.URL{Scheme: "http", User: url.UserPassword(user, pw),
 			Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[2]))}).String(),
-		Dir:    filepath.Join(tmp, "rabbitmq"),
-		t:      t,
-		script: script,
-		env:    append(os.Environ(), "RABBIT_NODE_DEFAULT_PASS="+pw),
+		Dir:      filepath.Join(tmp, "rabbitmq"),
+		distPort: ports[1],
+		t:        t,
+		script:   script,
+		env:      append(os.Environ(), "RABBIT_NODE_DEFAULT_PASS="+pw),
 	}
 	n.args = []string{
 		"--dir", n.Dir, "--node", n.Name,
@@ -85,8 +96,7 @@ func StartRabbitNode(t testing.TB) (amqpURL string, node *RabbitNode) {
 			t.Errorf("stopping RabbitMQ node %s: %v\n%s", n.Name, err, out)
 		}
 	})
-	n.Start(t)
-	return n.AMQPURL, n
+	return n
 }
 
 // Kill sends SIGKILL to the node's Erlang VM and returns once the process is

@@ -136,6 +136,11 @@ type QueueInfo struct {
 	MessagesUnacknowledged int            `json:"messages_unacknowledged"`
 	Consumers              int            `json:"consumers"`
 	Arguments              map[string]any `json:"arguments"`
+	// Of a cluster (see RabbitCluster.Queue):
+	Node    string   `json:"node"`    // the leader of a quorum queue, the home node of a classic one
+	Leader  string   `json:"leader"`  // quorum queues
+	Members []string `json:"members"` // quorum queues: the nodes holding a replica
+	Online  []string `json:"online"`  // quorum queues: the members that are up
 }
 
 // Queue returns the management API's view of a queue of the shared broker

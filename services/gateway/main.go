@@ -6,7 +6,9 @@
 // PUBLIC_BASE_URL, PPROF_ADDR and SHUTDOWN_GRACE (service.Config), and the
 // services behind it: UPSTREAMS, derived from scripts/services.conf by
 // scripts/infra-up, or services.conf itself, and UPSTREAM_<DIR> to override
-// one (see upstreamsFrom). It stops gracefully on SIGINT or SIGTERM.
+// one: a base URL, or the comma-separated base URLs of several instances of
+// the service, which the gateway balances (see upstreamsFrom). It stops
+// gracefully on SIGINT or SIGTERM.
 package main
 
 import (
@@ -36,7 +38,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Upstreams: upstreams,
 			WrapTransport: p.Telemetry.UpstreamTransport})
-		return gateway{gw}, err
+		if err != nil {
+			return nil, err
+		}
+		p.Go("instance-health", func(ctx context.Context) error { <-ctx.Done(); gw.Close(); return nil })
+		return gateway{gw}, nil
 	})
 }
 

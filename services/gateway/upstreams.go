@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +22,8 @@ import (
 // scripts/services.conf in the working directory or a directory above it),
 // with http://127.0.0.1:<port> for each service that has a queue. In both
 // cases UPSTREAM_<DIR> (DIR upper-case, dashes as underscores), when set,
-// overrides one service's URL.
+// overrides one service's URL, and may list several instances' URLs,
+// comma-separated.
 func upstreamsFrom(getenv func(string) string) ([]proxy.Upstream, error) {
 	var entries [][3]string
 	if v := strings.TrimSpace(getenv("UPSTREAMS")); v != "" {
@@ -53,12 +53,12 @@ func upstreamsFrom(getenv func(string) string) ([]proxy.Upstream, error) {
 		if v := getenv(key); v != "" {
 			raw = v
 		}
-		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-			errs = append(errs, fmt.Errorf("%s (or UPSTREAMS) %q: want an absolute http(s) URL", key, raw))
+		us, err := proxy.ParseInstances(raw) // one URL, or several instances' comma-separated
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s (or UPSTREAMS) %q: %w", key, raw, err))
 			continue
 		}
-		out = append(out, proxy.Upstream{Dir: dir, Name: name, URL: u})
+		out = append(out, proxy.Upstream{Dir: dir, Name: name, URL: us[0], Instances: us})
 	}
 	if len(out) == 0 && len(errs) == 0 {
 		errs = append(errs, errors.New("no upstream: set UPSTREAMS"))

@@ -12,7 +12,8 @@
 // upstream) is rewritten to the gateway. X-Request-Id and traceparent are
 // added when absent (httpkit middleware, applied by main). An upstream that
 // is down gives a 503 problem, one that times out a 504, any other transport
-// failure a 502.
+// failure a 502. An upstream may have several instances: see balancer.go for
+// how the gateway picks one, takes failing ones out of rotation and retries.
 
 package proxy
 
@@ -47,6 +48,20 @@ type Upstream struct {
 	Name string
 	// URL is the service's base URL, e.g. http://127.0.0.1:8083.
 	URL *url.URL
+	// Instances, when set, are the base URLs of every instance of the
+	// service (URL is then ignored): the gateway balances across them, takes
+	// failing ones out of rotation and retries what is safe to retry on
+	// another (see balancer.go). ParseInstances reads them from
+	// UPSTREAM_<DIR>.
+	Instances []*url.URL
+}
+
+// instances returns Instances, or URL alone.
+func (u Upstream) instances() []*url.URL {
+	if len(u.Instances) > 0 {
+		return u.Instances
+	}
+	return []*url.URL{u.URL}
 }
 
 // Config configures the gateway.
@@ -61,6 +76,14 @@ type Config struct {
 	// ResponseTimeout bounds waiting for an upstream's response headers
 	// (then 504). Default 30s.
 	ResponseTimeout time.Duration
+	// HealthInterval is how often the gateway checks GET /health of each
+	// instance of an upstream with several instances. Default 5s.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one such check. Default 2s.
+	HealthTimeout time.Duration
+	// EjectFor is how long an instance whose connection failed stays out of
+	// rotation (at least: an active check must find it healthy too). Default 10s.
+	EjectFor time.Duration
 	// Logger receives upstream failures. Default slog.Default().
 	Logger *slog.Logger
 	// Docs, when set, serves the developer portal at /docs and /docs/...
@@ -78,6 +101,7 @@ type Gateway struct {
 	client  *http.Client            // for health checks
 	own     map[string]http.Handler // the gateway's own routes (Table) by path
 	buffers *bufferPool             // shared by the proxies
+	stop    context.CancelFunc      // stops the active health checks
 }
 
 // New validates cfg and returns the gateway.
@@ -93,6 +117,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.ResponseTimeout == 0 {
 		cfg.ResponseTimeout = 30 * time.Second
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 5 * time.Second
+	}
+	if cfg.HealthTimeout == 0 {
+		cfg.HealthTimeout = 2 * time.Second
+	}
+	if cfg.EjectFor == 0 {
+		cfg.EjectFor = 10 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -111,6 +144,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, proxies: map[string]*httputil.ReverseProxy{},
 		client: &http.Client{Transport: transport, Timeout: 3 * time.Second}, buffers: newBufferPool()}
+	var pools []*pool // upstreams with several instances
 	for _, u := range cfg.Upstreams {
 		if !validDir(u.Dir) {
 			return nil, fmt.Errorf("proxy: upstream dir %q: want lower-case words with dashes", u.Dir)
@@ -118,14 +152,25 @@ func New(cfg Config) (*Gateway, error) {
 		if _, dup := g.proxies[u.Dir]; dup {
 			return nil, fmt.Errorf("proxy: upstream dir %q listed twice", u.Dir)
 		}
-		if u.URL == nil || (u.URL.Scheme != "http" && u.URL.Scheme != "https") || u.URL.Host == "" {
-			return nil, fmt.Errorf("proxy: upstream %s: want an absolute http(s) URL", u.Dir)
+		for _, iu := range u.instances() {
+			if iu == nil || (iu.Scheme != "http" && iu.Scheme != "https") || iu.Host == "" {
+				return nil, fmt.Errorf("proxy: upstream %s: want an absolute http(s) URL", u.Dir)
+			}
 		}
 		var rt http.RoundTripper = transport
 		if cfg.WrapTransport != nil {
 			rt = cfg.WrapTransport(u.Dir, transport)
 		}
-		g.proxies[u.Dir] = g.newProxy(u, rt)
+		p := newPool(g, u, rt)
+		if len(p.instances) > 1 {
+			pools = append(pools, p)
+		}
+		g.proxies[u.Dir] = g.newProxy(u, p)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop = cancel
+	if len(pools) > 0 {
+		go g.checkInstances(ctx, pools)
 	}
 	g.own = map[string]http.Handler{}
 	for _, rt := range g.Table() {
@@ -133,6 +178,10 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	return g, nil
 }
+
+// Close stops the active health checks of upstream instances (started by
+// New when an upstream has several). The gateway keeps serving.
+func (g *Gateway) Close() { g.stop() }
 
 // Table is the route table of the gateway's own routes (not the proxied
 // APIs, which each service documents): what ServeHTTP serves and what
@@ -261,7 +310,7 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	)
 	for _, u := range g.cfg.Upstreams {
 		wg.Go(func() {
-			err := g.checkUpstream(r.Context(), u)
+			err := g.checkService(r.Context(), u)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -286,8 +335,9 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-func (g *Gateway) checkUpstream(ctx context.Context, u Upstream) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.URL.JoinPath("health").String(), nil)
+// checkURL asks GET /health of the instance at base: nil for a 200.
+func (g *Gateway) checkURL(ctx context.Context, base *url.URL) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.JoinPath("health").String(), nil)
 	if err != nil {
 		return err
 	}
@@ -318,10 +368,16 @@ func newBufferPool() *bufferPool {
 func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
 func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
 
-// newProxy returns the reverse proxy of one upstream: /<dir>/rest -> upstream/rest.
-func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.ReverseProxy {
+// newProxy returns the reverse proxy of one upstream: /<dir>/rest ->
+// upstream/rest. Rewrite aims at the first instance; the pool (transport)
+// picks the instance that serves the request.
+func (g *Gateway) newProxy(u Upstream, transport *pool) *httputil.ReverseProxy {
 	prefix := "/" + u.Dir
-	upstreamOrigin := u.URL.Scheme + "://" + u.URL.Host
+	primary := transport.primary
+	var origins []string
+	for _, iu := range u.instances() {
+		origins = append(origins, iu.Scheme+"://"+iu.Host)
+	}
 	return &httputil.ReverseProxy{
 		Transport:  transport,
 		BufferPool: g.buffers,
@@ -333,7 +389,7 @@ func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.Re
 			if out.Path == "" {
 				out.Path, out.RawPath = "/", ""
 			}
-			pr.SetURL(u.URL)
+			pr.SetURL(primary)
 			pr.SetXForwarded()
 			pr.Out.Header.Set("X-Forwarded-Prefix", prefix)
 		},
@@ -343,7 +399,7 @@ func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.Re
 			res.Header.Del(httpkit.HeaderRequestID)
 			for _, h := range []string{"Location", "Content-Location"} {
 				if v := res.Header.Get(h); v != "" {
-					res.Header.Set(h, g.rewriteLink(v, prefix, upstreamOrigin))
+					res.Header.Set(h, g.rewriteLink(v, prefix, origins))
 				}
 			}
 			return nil
@@ -363,12 +419,14 @@ func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.Re
 }
 
 // rewriteLink makes a link from an upstream point at the gateway: an
-// absolute URL on the upstream's origin, or an absolute path, becomes the
-// gateway base + prefix + path. Any other value (already the gateway, or
-// another site) is returned unchanged.
-func (g *Gateway) rewriteLink(v, prefix, upstreamOrigin string) string {
-	if rest, ok := strings.CutPrefix(v, upstreamOrigin); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
-		return g.cfg.Base.String() + prefix + rest
+// absolute URL on the origin of one of the upstream's instances, or an
+// absolute path, becomes the gateway base + prefix + path. Any other value
+// (already the gateway, or another site) is returned unchanged.
+func (g *Gateway) rewriteLink(v, prefix string, upstreamOrigins []string) string {
+	for _, o := range upstreamOrigins {
+		if rest, ok := strings.CutPrefix(v, o); ok && (rest == "" || rest[0] == '/' || rest[0] == '?') {
+			return g.cfg.Base.String() + prefix + rest
+		}
 	}
 	if strings.HasPrefix(v, "/") && !strings.HasPrefix(v, "//") {
 		return g.cfg.Base.String() + prefix + v
