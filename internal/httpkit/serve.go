@@ -59,8 +59,17 @@ func Health(checks map[string]Check) http.Handler {
 	})
 }
 
-// NewServer returns an http.Server for h with the platform's timeouts
-// (header 10 s, read 30 s, write 60 s, idle 120 s, headers ≤ 64 KiB).
+// MaxHeaderBytes bounds the request line and headers a server reads
+// (NewServer): a request over it is answered 431 Request Header Fields Too
+// Large by net/http (which allows 4 KiB of slack above the bound).
+const MaxHeaderBytes = 16 << 10
+
+// NewServer returns an http.Server for h with the platform's bounds: the
+// request line and headers within MaxHeaderBytes (else 431) and read within
+// 10 s, the whole request within 30 s, the answer written within 60 s, an
+// idle keep-alive connection closed after 120 s. A client sending slowly
+// holds a connection at most that long; how many it may hold is bounded
+// by LimitConns (the gateway's listener).
 func NewServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -68,7 +77,7 @@ func NewServer(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    MaxHeaderBytes,
 	}
 }
 

@@ -4,7 +4,9 @@
 //
 // Environment: HTTP_ADDR (default 127.0.0.1:8080), PUBLIC_BASE_URL (default
 // http://127.0.0.1:8080) and UPSTREAM_<DIR> for each service (default
-// http://127.0.0.1:<port of the service>), e.g. UPSTREAM_ORDERS. It stops
+// http://127.0.0.1:<port of the service>), e.g. UPSTREAM_ORDERS; the edge's
+// variables (rate limits, CORS, connection bounds, TLS_CERT_FILE and
+// TLS_KEY_FILE for HTTPS: package edge, README "The edge"). It stops
 // gracefully on SIGINT or SIGTERM.
 package main
 
@@ -27,6 +29,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/profiling"
+	"github.com/sagittarius-a/sagittarius/services/gateway/edge"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -132,12 +135,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	handler := httpkit.Stack(gw, httpkit.Options{Logger: logger})
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	// The edge (package edge): CORS, rate limits, connection bounds, HTTPS.
+	edgeCfg := edge.ConfigFrom(getenv)
+	front, err := edge.New(edgeCfg, nil)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	handler := httpkit.Stack(front.Wrap(gw), httpkit.Options{Logger: logger})
+	ln, err := front.Listen(cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "public_base_url", cfg.PublicBaseURL)
+	logger.Info("listening", "addr", ln.Addr().String(), "public_base_url", cfg.PublicBaseURL, "edge", front.Summary())
 	err = httpkit.Serve(ctx, httpkit.NewServer(handler), ln, cfg.ShutdownGrace)
 	logger.Info("stopped")
 	return err
