@@ -45,6 +45,13 @@ const (
 	HeaderRetryAfter = "Retry-After"
 )
 
+// The keys of the headers in an http.Header (set directly: no
+// canonicalisation per request).
+var (
+	canonicalPolicy    = http.CanonicalHeaderKey(HeaderPolicy)
+	canonicalRateLimit = http.CanonicalHeaderKey(HeaderRateLimit)
+)
+
 // Class is a class of routes sharing one limit: Quota requests per Window,
 // with bursts of up to Burst requests (a token bucket refilled at
 // Quota/Window).
@@ -193,8 +200,8 @@ func (l *Limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	if cl != nil {
 		ok, remaining, reset := cl.take(key, now)
 		h := w.Header()
-		h[HeaderPolicy] = []string{cl.policy}
-		h[HeaderRateLimit] = []string{cl.state(remaining, reset)}
+		h[canonicalPolicy] = []string{cl.policy}
+		h[canonicalRateLimit] = []string{cl.state(remaining, reset)}
 		if !ok {
 			refuse(w, r, reset, fmt.Sprintf("more than %d requests in %s (policy %q) from this client; retry in %d s", cl.class.Quota, cl.class.Window, class, reset))
 			return
