@@ -14,6 +14,7 @@ SAG_TLS_DIR=$SAGITTARIUS_DATA/tls
 AMQPS_PORT=${AMQPS_PORT:-5671}
 SAG_TLS_AMQP_BASE=$AMQP_PORT # node I's plain port is AMQP_PORT+I-1, its TLS port AMQPS_PORT+I-1
 SAG_MARIADB_TLS_ARGS=()
+SAG_CURL_TLS=() # curl arguments that trust the local CA
 
 tls_on() { [[ $SAGITTARIUS_TLS == 1 ]]; }
 
@@ -21,6 +22,7 @@ if tls_on; then
 	if [[ $PUBLIC_BASE_URL == "http://$SAG_HOST:$GATEWAY_PORT" ]]; then
 		PUBLIC_BASE_URL=https://$SAG_HOST:$GATEWAY_PORT
 	fi
+	SAG_CURL_TLS=(--cacert "$SAG_TLS_DIR/ca.pem")
 	SAG_MARIADB_TLS_ARGS=(--ssl-ca="$SAG_TLS_DIR/ca.pem" --ssl-cert="$SAG_TLS_DIR/server.pem" --ssl-key="$SAG_TLS_DIR/server-key.pem")
 	# Every RabbitMQ node also gets a TLS listener: wrap rabbit_node_args (defined above in common.sh).
 	if declare -F rabbit_node_args >/dev/null; then
@@ -62,7 +64,10 @@ tls_rabbit_config() {
 # tls_write_env: after infra-up wrote env/<dir>.env, switch every service to TLS and check that
 # the servers really offer it (a server started before without TLS must be restarted).
 tls_write_env() {
-	tls_on || return 0
+	if ! tls_on; then
+		tls_require NONE # a platform started before with --tls: its users may connect without TLS again
+		return 0
+	fi
 	local f dir
 	for f in "$SAG_ENV_DIR"/*.env; do
 		dir=$(basename "$f" .env)
@@ -91,8 +96,21 @@ tls_write_env() {
 	local have
 	have=$(mysql_root -N -e "SHOW GLOBAL VARIABLES LIKE 'have_ssl'" 2>/dev/null | awk '{print $2}')
 	[[ $have == YES ]] || die "TLS: MariaDB runs without TLS (have_ssl=${have:-?}): it was started without --tls; scripts/down, then scripts/up --tls"
+	# The services' MySQL users may then connect only over TLS: the server enforces every hop.
+	tls_require SSL
 	port_in_use "$AMQPS_PORT" || die "TLS: RabbitMQ has no TLS listener on $SAG_HOST:$AMQPS_PORT: it was started without --tls; scripts/down, then scripts/up --tls"
-	note "TLS: services use amqps://$SAG_HOST:$AMQPS_PORT and MySQL with TLS; the gateway serves $PUBLIC_BASE_URL (CA: $SAG_TLS_DIR/ca.pem)"
+	note "TLS: services use amqps://$SAG_HOST:$AMQPS_PORT and MySQL with TLS (their users REQUIRE SSL); the gateway serves $PUBLIC_BASE_URL (CA: $SAG_TLS_DIR/ca.pem)"
+}
+
+# tls_require SSL|NONE: ALTER USER ... REQUIRE for the services' MySQL users.
+tls_require() {
+	local name host
+	for name in "${SVC_NAMES[@]}"; do
+		[[ $name == - ]] && continue
+		for host in 127.0.0.1 localhost; do
+			printf "ALTER USER '%s'@'%s' REQUIRE %s;\n" "$(db_name "$name")" "$host" "$1"
+		done
+	done | mysql_root || die "ALTER USER ... REQUIRE $1 failed"
 }
 
 # tls_amqps_line "AMQP_URL='u1,u2'": the same URLs with amqps:// and the TLS ports.
