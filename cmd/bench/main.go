@@ -33,6 +33,9 @@
 // Suite "api": GET of one order and of a collection page through the
 // gateway against the same request sent to the orders service's own port.
 //
+// Suite "gateway": item reads through the gateway (rate limits on) against
+// nginx proxying the same route, and the limiter's cost (gateway.go).
+//
 // With "saga" or "api", every service's resident memory (VmRSS) is reported
 // at rest and at its peak under load.
 package main
@@ -96,11 +99,13 @@ type config struct {
 	pprofBase       int           // if > 0, PPROF_ADDR=127.0.0.1:<pprofBase+i> for the i-th service
 	keep            time.Duration // keep the platform running this long after the suites (for profiling by hand)
 	keepLogs        bool          // keep the services' logs
+	gatewayEnv      []string      // gateway suite: extra environment (e.g. authentication settings)
+	gatewayHeaders  []string      // gateway suite: extra request headers ("Name: value")
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api (or all)")
+	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api, gateway (or all: bus, saga, api)")
 	cfg := config{out: stdout}
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages per measurement")
 	fs.IntVar(&cfg.size, "size", 600, "entity size in bytes (JSON)")
@@ -130,6 +135,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("want KEY=VALUE")
 		}
 		cfg.serviceEnv = append(cfg.serviceEnv, s)
+		return nil
+	})
+	fs.Func("gateway-env", "gateway suite: KEY=VALUE added to the services' environment (repeatable)", func(s string) error {
+		cfg.gatewayEnv = append(cfg.gatewayEnv, s)
+		return nil
+	})
+	fs.Func("gateway-header", `gateway suite: "Name: value" sent with every read (repeatable), e.g. "Authorization: Bearer <token>"`, func(s string) error {
+		cfg.gatewayHeaders = append(cfg.gatewayHeaders, s)
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
@@ -166,7 +179,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	want := map[string]bool{}
 	for _, s := range strings.Split(*suites, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "bus", "saga", "api":
+		case "bus", "saga", "api", "gateway":
 			want[s] = true
 		case "all":
 			want["bus"], want["saga"], want["api"] = true, true, true
@@ -183,6 +196,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if want["saga"] || want["api"] {
 		if err := benchPlatform(ctx, cfg, want["saga"], want["api"]); err != nil {
 			return err
+		}
+	}
+	if want["gateway"] {
+		if err := benchGateway(ctx, cfg); err != nil {
+			return fmt.Errorf("suite gateway: %w", err)
 		}
 	}
 	return nil

@@ -104,6 +104,9 @@ func New(cfg Config) (*Gateway, error) {
 		MaxIdleConnsPerHost:   maxIdlePerUpstream,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseTimeout,
+		// The client's own Accept-Encoding passes through; the gateway never
+		// asks for gzip itself only to decompress the answer again.
+		DisableCompression: true,
 	}
 	g := &Gateway{cfg: cfg, proxies: map[string]*httputil.ReverseProxy{},
 		client: &http.Client{Transport: transport, Timeout: 3 * time.Second}, buffers: newBufferPool()}
@@ -285,11 +288,17 @@ const maxIdlePerUpstream = 512
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{sync.Pool{New: func() any { return new([32 << 10]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+// Get and Put pass array pointers through the pool: putting back a slice
+// header would allocate one per request.
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[32 << 10]byte)[:] }
+func (b *bufferPool) Put(p []byte) {
+	if len(p) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(p))
+	}
+}
 
 // newProxy returns the reverse proxy of one upstream: /<dir>/rest -> upstream/rest.
 func (g *Gateway) newProxy(u Upstream, transport http.RoundTripper) *httputil.ReverseProxy {

@@ -101,9 +101,13 @@ func addrKey(a netip.Addr) string {
 	if !a.IsValid() {
 		return "addr:?"
 	}
+	var buf [64]byte // one allocation: the string
+	b := append(buf[:0], "addr:"...)
 	if a.Is6() {
 		p, _ := a.Prefix(64)
-		return "addr:" + p.String()
+		b, _ = p.AppendText(b)
+	} else {
+		b = a.AppendTo(b)
 	}
-	return "addr:" + a.String()
+	return string(b)
 }

@@ -200,7 +200,7 @@ func (l *Limiter) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	if cl != nil {
 		ok, remaining, reset := cl.take(key, now)
 		h := w.Header()
-		h[canonicalPolicy] = []string{cl.policy}
+		h[canonicalPolicy] = cl.policyValue // shared, never modified: an append copies (len == cap)
 		h[canonicalRateLimit] = []string{cl.state(remaining, reset)}
 		if !ok {
 			refuse(w, r, reset, fmt.Sprintf("more than %d requests in %s (policy %q) from this client; retry in %d s", cl.class.Quota, cl.class.Window, class, reset))
@@ -222,13 +222,15 @@ func refuse(w http.ResponseWriter, r *http.Request, retryAfter int64, detail str
 
 // classLimiter holds the buckets of one class, in shards to spread the locks.
 type classLimiter struct {
-	class   Class
-	limit   rate.Limit
-	policy  string // the RateLimit-Policy value
-	prefix  string // `"reads";r=`
-	full    time.Duration
-	maxKeys int
-	shards  [shardCount]shard
+	class  Class
+	limit  rate.Limit
+	policy string // the RateLimit-Policy value
+	// policyValue is policy as a header value, shared by every answer.
+	policyValue []string
+	prefix      string // `"reads";r=`
+	full        time.Duration
+	maxKeys     int
+	shards      [shardCount]shard
 }
 
 const shardCount = 32
@@ -246,6 +248,7 @@ func newClassLimiter(c Class, maxKeys int) *classLimiter {
 		prefix:  fmt.Sprintf("%q;r=", c.Name),
 		maxKeys: max(1, maxKeys/shardCount),
 	}
+	cl.policyValue = []string{cl.policy}[:1:1]
 	cl.full = time.Duration(float64(c.Burst) / float64(cl.limit) * float64(time.Second))
 	for i := range cl.shards {
 		cl.shards[i].buckets = map[string]*rate.Limiter{}
