@@ -100,10 +100,10 @@ func testEdge(t *testing.T, c *Cluster) {
 		t.Fatalf("the cluster's gateway: %d %v", r.Status, r.Header)
 	}
 
-	// Oversized headers: 431, not a 5xx.
+	// Oversized headers: 431 problem+json, not a 5xx.
 	r := raw(t, "GET", c.Gateway+"/orders/v1", "", map[string]string{"X-Padding": strings.Repeat("x", 24<<10)})
-	if r.Status != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("24 KiB of headers: %d, want 431", r.Status)
+	if r.Status != http.StatusRequestHeaderFieldsTooLarge || r.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("24 KiB of headers: %d %s, want 431 problem+json", r.Status, r.Header.Get("Content-Type"))
 	}
 
 	// A client holding 4 connections open (sending nothing) gets no fifth.

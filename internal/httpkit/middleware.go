@@ -40,7 +40,7 @@ type Options struct {
 }
 
 // Stack wraps h in the standard middleware, outermost first: request id,
-// logging, panic recovery, body size limit.
+// logging, panic recovery, header size limit, body size limit.
 func Stack(h http.Handler, o Options) http.Handler {
 	logger := o.Logger
 	if logger == nil {
@@ -51,6 +51,7 @@ func Stack(h http.Handler, o Options) http.Handler {
 		limit = DefaultMaxBodyBytes
 	}
 	h = LimitBody(limit)(h)
+	h = LimitHeaders(MaxHeaderBytes)(h)
 	h = Recover(logger)(h)
 	h = Log(logger)(h)
 	h = RequestID(o.WithRequestID, o.WithTraceparent)(h)
@@ -260,6 +261,27 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				}
 			}()
 			next.ServeHTTP(sw, r)
+		})
+	}
+}
+
+// LimitHeaders answers 431 problem+json to a request whose request line and
+// headers (as sent: "Name: value\r\n" each) exceed n bytes.
+func LimitHeaders(n int) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			size := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+			for k, vs := range r.Header {
+				for _, v := range vs {
+					size += len(k) + len(v) + 4
+				}
+			}
+			if size > n {
+				problem.Write(w, r, problem.Newf(http.StatusRequestHeaderFieldsTooLarge,
+					"the request line and headers exceed %d bytes", n))
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }

@@ -59,13 +59,17 @@ func Health(checks map[string]Check) http.Handler {
 	})
 }
 
-// MaxHeaderBytes bounds the request line and headers a server reads
-// (NewServer): a request over it is answered 431 Request Header Fields Too
-// Large by net/http (which allows 4 KiB of slack above the bound).
-const MaxHeaderBytes = 16 << 10
+// MaxHeaderBytes bounds the request line and headers of a request: over
+// it, Stack answers 431 problem+json (LimitHeaders). Beyond
+// MaxHeaderBytesRead the server reads no further and net/http itself
+// answers 431 (text/plain, with 4 KiB of slack) and closes the connection.
+const (
+	MaxHeaderBytes     = 16 << 10
+	MaxHeaderBytesRead = 64 << 10
+)
 
 // NewServer returns an http.Server for h with the platform's bounds: the
-// request line and headers within MaxHeaderBytes (else 431) and read within
+// request line and headers within MaxHeaderBytesRead (else 431) and read within
 // 10 s, the whole request within 30 s, the answer written within 60 s, an
 // idle keep-alive connection closed after 120 s. A client sending slowly
 // holds a connection at most that long; how many it may hold is bounded
@@ -77,7 +81,7 @@ func NewServer(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    MaxHeaderBytes,
+		MaxHeaderBytes:    MaxHeaderBytesRead,
 	}
 }
 

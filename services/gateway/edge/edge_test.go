@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -45,7 +46,8 @@ func serve(t *testing.T, vars map[string]string, h http.HandlerFunc) (string, *E
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- httpkit.Serve(ctx, httpkit.NewServer(e.Wrap(h)), ln, time.Second) }()
+	stack := httpkit.Stack(e.Wrap(h), httpkit.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	go func() { done <- httpkit.Serve(ctx, httpkit.NewServer(stack), ln, time.Second) }()
 	t.Cleanup(func() { cancel(); <-done })
 	scheme := "http://"
 	if e.TLS() {
@@ -120,21 +122,29 @@ func TestCORS(t *testing.T) {
 	}
 }
 
-// TestOversizedHeaders: headers over httpkit.MaxHeaderBytes get 431.
+// TestOversizedHeaders: headers over httpkit.MaxHeaderBytes get 431
+// problem+json; far over (httpkit.MaxHeaderBytesRead) the server stops
+// reading and answers 431 itself.
 func TestOversizedHeaders(t *testing.T) {
 	base, _ := serve(t, nil, ok)
 	req, _ := http.NewRequest("GET", base+"/", nil)
-	req.Header.Set("X-Big", strings.Repeat("a", httpkit.MaxHeaderBytes+8<<10))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("oversized headers: %d, want 431", res.StatusCode)
+	for _, size := range []int{httpkit.MaxHeaderBytes, httpkit.MaxHeaderBytesRead + 8<<10} {
+		req.Header.Set("X-Big", strings.Repeat("a", size))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("%d bytes of headers: %d, want 431", size, res.StatusCode)
+		}
+		if ct := res.Header.Get("Content-Type"); size == httpkit.MaxHeaderBytes && ct != "application/problem+json" {
+			t.Fatalf("431 Content-Type %q", ct)
+		}
 	}
 	req.Header.Set("X-Big", strings.Repeat("a", 8<<10))
-	if res, err = http.DefaultClient.Do(req); err != nil || res.StatusCode != 200 {
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("8 KiB of headers: %v %v", res, err)
 	}
 	res.Body.Close()

@@ -155,7 +155,7 @@ func (g *Gateway) Table() []contracts.Route {
 // Contract describes the gateway for its OpenAPI manifest (it has no bus).
 func (g *Gateway) Contract() contracts.Service {
 	return contracts.Service{Dir: "gateway", Name: "gateway", Title: "API gateway",
-		Description: "The single entry point for API consumers: the HAL root, the aggregated health check, and every service's API under its prefix. It adds X-Request-Id and traceparent and keeps every link pointing at itself.",
+		Description: "The single entry point for API consumers: the HAL root, the aggregated health check, and every service's API under its prefix. It adds X-Request-Id and traceparent and keeps every link pointing at itself. On any path, before any service: 429 problem+json with Retry-After, RateLimit and RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-11) when a client exceeds its rate limit, every allowed answer carrying RateLimit and RateLimit-Policy too; 431 problem+json for a request line and headers over 16 KiB; CORS for the configured origins.",
 		Routes:      g.Table(), Prefix: "/", OmitContractRoutes: true}
 }
 
