@@ -161,6 +161,17 @@ func (e *Edge) Wrap(next http.Handler) http.Handler {
 	return e.cors.Wrap(e.limiter.Wrap(next))
 }
 
+// WrapIdentified is Wrap with identify between CORS and the rate limits:
+// the seam for authentication. identify should verify the credentials a
+// request carries and put the principal in its context without refusing
+// anything (refusing is for a later middleware), so that the limiter,
+// created with key = ratelimit.SubjectKey(subjectFromContext, AddrKey(cfg)),
+// counts per subject, and a flood of bad tokens is still limited per
+// address.
+func (e *Edge) WrapIdentified(identify func(http.Handler) http.Handler, next http.Handler) http.Handler {
+	return e.cors.Wrap(identify(e.limiter.Wrap(next)))
+}
+
 // TLS reports whether the edge serves HTTPS.
 func (e *Edge) TLS() bool { return e.tls != nil }
 

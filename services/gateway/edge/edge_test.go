@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
+	"github.com/sagittarius-a/sagittarius/services/gateway/ratelimit"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -302,4 +304,50 @@ func (ca *testCA) issue(t *testing.T, dir, name string) (certFile, keyFile strin
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+type subjectKey struct{}
+
+// TestPerSubject: with an identifying middleware and SubjectKey, two
+// subjects behind one address have a bucket each, and anonymous requests
+// from that address share the address's.
+func TestPerSubject(t *testing.T) {
+	cfg := ConfigFrom(env(map[string]string{"RATE_LIMIT_READS": "2/m"}))
+	subject := func(r *http.Request) (string, bool) {
+		s, ok := r.Context().Value(subjectKey{}).(string)
+		return s, ok
+	}
+	e, err := New(cfg, ratelimit.SubjectKey(subject, AddrKey(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	identify := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+				r = r.WithContext(context.WithValue(r.Context(), subjectKey{}, tok))
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	h := e.WrapIdentified(identify, http.HandlerFunc(ok))
+	status := func(auth string) int {
+		r := httptest.NewRequest("GET", "/orders/v1", nil)
+		r.RemoteAddr = "192.0.2.1:1"
+		if auth != "" {
+			r.Header.Set("Authorization", "Bearer "+auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for _, who := range []string{"ann", "bob", ""} {
+		for i := range 2 {
+			if got := status(who); got != 200 {
+				t.Fatalf("%q read %d: %d", who, i+1, got)
+			}
+		}
+		if got := status(who); got != 429 {
+			t.Fatalf("%q third read: %d, want 429", who, got)
+		}
+	}
 }
