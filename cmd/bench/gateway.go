@@ -73,7 +73,7 @@ func benchGateway(ctx context.Context, cfg config) (err error) {
 	// The gateway without the limiter: a second instance of the same binary.
 	gw := p.gateway.svc
 	saved := gw.Env()
-	gw.SetEnv(append(append(append([]string(nil), saved...), gatewayLimitsOff...), cfg.gatewayEnv...)...)
+	gw.SetEnv(append(append(append(append([]string(nil), saved...), gatewayLimitsOff...), cfg.gatewayEnv...), "PPROF_ADDR=")...)
 	off, err := gw.StartExtra(ctx)
 	gw.SetEnv(saved...)
 	if err != nil {
