@@ -350,4 +350,5 @@ service_password() { secret "services/$1.password"; }
 
 amqp_url() { printf 'amqp://%s:%s@%s:%s/%s' "$1" "$2" "$SAG_HOST" "$AMQP_PORT" "${3-}"; }
 mysql_dsn() { printf '%s:%s@tcp(%s:%s)/%s?parseTime=true&loc=UTC' "$1" "$2" "$SAG_HOST" "$MYSQL_PORT" "${3-}"; }
+# shellcheck source=/dev/null # scripts/lib/tls.sh, checked on its own
 . "$SAG_SCRIPTS/lib/tls.sh" # TLS on every hop (scripts/up --tls): may wrap functions above
