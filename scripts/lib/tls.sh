@@ -68,6 +68,12 @@ tls_write_env() {
 		tls_require NONE # a platform started before with --tls: its users may connect without TLS again
 		return 0
 	fi
+	local have
+	have=$(mysql_root -N -e "SHOW GLOBAL VARIABLES LIKE 'have_ssl'" 2>/dev/null | awk '{print $2}')
+	[[ $have == YES ]] || die "TLS: MariaDB runs without TLS (have_ssl=${have:-?}): it was started without --tls; scripts/down, then scripts/up --tls"
+	port_in_use "$AMQPS_PORT" || die "TLS: RabbitMQ has no TLS listener on $SAG_HOST:$AMQPS_PORT: it was started without --tls; scripts/down, then scripts/up --tls"
+	# The services' MySQL users may then connect only over TLS: the server enforces every hop.
+	tls_require SSL
 	local f dir
 	for f in "$SAG_ENV_DIR"/*.env; do
 		dir=$(basename "$f" .env)
@@ -93,12 +99,6 @@ tls_write_env() {
 		} | write_private "$f"
 		rm -f "$tmp"
 	done
-	local have
-	have=$(mysql_root -N -e "SHOW GLOBAL VARIABLES LIKE 'have_ssl'" 2>/dev/null | awk '{print $2}')
-	[[ $have == YES ]] || die "TLS: MariaDB runs without TLS (have_ssl=${have:-?}): it was started without --tls; scripts/down, then scripts/up --tls"
-	# The services' MySQL users may then connect only over TLS: the server enforces every hop.
-	tls_require SSL
-	port_in_use "$AMQPS_PORT" || die "TLS: RabbitMQ has no TLS listener on $SAG_HOST:$AMQPS_PORT: it was started without --tls; scripts/down, then scripts/up --tls"
 	note "TLS: services use amqps://$SAG_HOST:$AMQPS_PORT and MySQL with TLS (their users REQUIRE SSL); the gateway serves $PUBLIC_BASE_URL (CA: $SAG_TLS_DIR/ca.pem)"
 }
 
