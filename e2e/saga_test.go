@@ -51,6 +51,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("scarce stock never oversold", func(t *testing.T) { t.Parallel(); testScarceStock(t, c) })
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
 		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
+		t.Run("the edge: floods get 429 then recover, bounds", func(t *testing.T) { t.Parallel(); testEdge(t, c) })
 	})
 	if t.Failed() {
 		return

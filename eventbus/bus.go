@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ var ErrNotConfirmed = errors.New("eventbus: message not confirmed by the broker"
 type Bus struct {
 	cfg Config
 	log *slog.Logger
+	tls *tls.Config // for amqps://: the roots of Config.CAFile; nil: the system's
 
 	mu        sync.Mutex // guards the registration maps and started
 	started   bool
@@ -67,7 +69,12 @@ func New(cfg Config) (*Bus, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	tlsConfig, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	b := &Bus{
+		tls:       tlsConfig,
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "eventbus", "service", cfg.Service),
 		handlers:  make(map[string]*handler),
@@ -195,6 +202,8 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 		Locale:     "en_US",
 		Dial:       amqp.DefaultDial(10 * time.Second),
 		Properties: amqp.Table{"connection_name": b.cfg.Service},
+		// amqp091 sets ServerName on the config it is given: a copy per dial.
+		TLSClientConfig: b.tls.Clone(),
 	})
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", redactedHost(node), err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -67,6 +68,10 @@ type Config struct {
 	// publish of every event and the processing of every handled delivery.
 	// Nil records none.
 	TracerProvider trace.TracerProvider
+	// CAFile (AMQP_CA_FILE) is a PEM file of the certificate authorities
+	// trusted to sign the broker's certificate when URL is amqps://; empty:
+	// the system's. The broker's certificate must name the URL's host.
+	CAFile string
 }
 
 func (c Config) withDefaults() Config {
@@ -132,6 +137,9 @@ func (c Config) Validate() error {
 		if d < time.Millisecond {
 			return fmt.Errorf("eventbus: Config.RetryDelays: %v is below 1ms", d)
 		}
+	}
+	if c.CAFile != "" && !strings.HasPrefix(c.URL, "amqps://") {
+		return errors.New("eventbus: Config.CAFile is for an amqps:// URL")
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
 		return fmt.Errorf("eventbus: Config.ReconnectMin/Max: want 0 < min <= max")

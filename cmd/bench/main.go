@@ -36,6 +36,8 @@
 // Suite "observability" (observability.go): the saga's CPU per order with
 // metrics and traces off, on at the default sampling, and on with every
 // trace sampled.
+// Suite "gateway": item reads through the gateway (rate limits on) against
+// nginx proxying the same route, and the limiter's cost (gateway.go).
 //
 // With "saga" or "api", every service's resident memory (VmRSS) is reported
 // at rest and at its peak under load.
@@ -101,11 +103,13 @@ type config struct {
 	keep            time.Duration // keep the platform running this long after the suites (for profiling by hand)
 	keepLogs        bool          // keep the services' logs
 	obs             obsConfig     // suite observability (observability.go)
+	gatewayEnv      []string      // gateway suite: extra environment (e.g. authentication settings)
+	gatewayHeaders  []string      // gateway suite: extra request headers ("Name: value")
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api, peers (or all), observability")
+	suites := fs.String("suite", "bus", "comma-separated suites to run: bus, saga, api, peers (or all), observability, gateway")
 	cfg := config{out: stdout}
 	obsFlags(fs, &cfg.obs)
 	fs.IntVar(&cfg.messages, "messages", 20000, "messages per measurement")
@@ -136,6 +140,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("want KEY=VALUE")
 		}
 		cfg.serviceEnv = append(cfg.serviceEnv, s)
+		return nil
+	})
+	fs.Func("gateway-env", "gateway suite: KEY=VALUE added to the services' environment (repeatable)", func(s string) error {
+		cfg.gatewayEnv = append(cfg.gatewayEnv, s)
+		return nil
+	})
+	fs.Func("gateway-header", `gateway suite: "Name: value" sent with every read (repeatable), e.g. "Authorization: Bearer <token>"`, func(s string) error {
+		cfg.gatewayHeaders = append(cfg.gatewayHeaders, s)
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
@@ -172,7 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	want := map[string]bool{}
 	for _, s := range strings.Split(*suites, ",") {
 		switch s = strings.TrimSpace(s); s {
-		case "bus", "saga", "api", "peers", "observability":
+		case "bus", "saga", "api", "peers", "observability", "gateway":
 			want[s] = true
 		case "all":
 			want["bus"], want["saga"], want["api"], want["peers"] = true, true, true, true
@@ -199,6 +211,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if want["observability"] {
 		if err := benchObservability(ctx, cfg); err != nil {
 			return fmt.Errorf("suite observability: %w", err)
+		}
+	}
+	if want["gateway"] {
+		if err := benchGateway(ctx, cfg); err != nil {
+			return fmt.Errorf("suite gateway: %w", err)
 		}
 	}
 	return nil

@@ -79,6 +79,9 @@ func startPlatform(ctx context.Context, cfg config) (*platform, error) {
 	env := map[string][]string{}
 	for i, l := range lines {
 		env[l.Dir] = append([]string(nil), cfg.serviceEnv...)
+		if l.Name == "-" { // the gateway: rate limits on, too high to refuse the benchmark's clients (gateway.go)
+			env[l.Dir] = append(gatewayLimitsOn, env[l.Dir]...)
+		}
 		if cfg.pprofBase > 0 {
 			// PPROF_ADDR is read by services that offer profiling; the others ignore it.
 			env[l.Dir] = append(env[l.Dir], fmt.Sprintf("PPROF_ADDR=127.0.0.1:%d", cfg.pprofBase+i))

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"runtime/debug"
 	"time"
 
@@ -41,7 +40,7 @@ type Options struct {
 }
 
 // Stack wraps h in the standard middleware, outermost first: request id,
-// logging, panic recovery, body size limit.
+// logging, panic recovery, header size limit, body size limit.
 func Stack(h http.Handler, o Options) http.Handler {
 	logger := o.Logger
 	if logger == nil {
@@ -52,6 +51,7 @@ func Stack(h http.Handler, o Options) http.Handler {
 		limit = DefaultMaxBodyBytes
 	}
 	h = LimitBody(limit)(h)
+	h = LimitHeaders(MaxHeaderBytes)(h)
 	h = Recover(logger)(h)
 	h = Log(logger)(h)
 	h = RequestID(o.WithRequestID, o.WithTraceparent)(h)
@@ -78,20 +78,40 @@ func TraceparentFrom(ctx context.Context) string {
 	return s
 }
 
-var (
-	validRequestID   = regexp.MustCompile(`^[A-Za-z0-9._:@/+=-]{1,128}$`)
-	validTraceparent = regexp.MustCompile(`^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
-)
-
 // ValidRequestID reports whether id is acceptable as X-Request-Id: 1 to 128
-// characters from [A-Za-z0-9._:@/+=-].
-func ValidRequestID(id string) bool { return validRequestID.MatchString(id) }
+// characters from [A-Za-z0-9._:@/+=-]. (A loop, not a regular expression:
+// it runs on every request.)
+func ValidRequestID(id string) bool {
+	if len(id) < 1 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == ':' || c == '@' || c == '/' || c == '+' || c == '=' || c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
-// ValidTraceparent reports whether tp is a version-00 W3C traceparent with
-// non-zero trace and parent ids.
+// ValidTraceparent reports whether tp is a version-00 W3C traceparent
+// (00-<32 hex>-<16 hex>-<2 hex>, lower case) with non-zero trace and parent
+// ids.
 func ValidTraceparent(tp string) bool {
-	return validTraceparent.MatchString(tp) &&
-		tp[3:35] != "00000000000000000000000000000000" && tp[36:52] != "0000000000000000"
+	if len(tp) != 55 || tp[0] != '0' || tp[1] != '0' || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	for _, span := range [3][2]int{{3, 35}, {36, 52}, {53, 55}} {
+		for i := span[0]; i < span[1]; i++ {
+			if c := tp[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+		}
+	}
+	return tp[3:35] != "00000000000000000000000000000000" && tp[36:52] != "0000000000000000"
 }
 
 // NewRequestID returns a fresh random request id (a UUID).
@@ -101,7 +121,28 @@ func NewRequestID() string { return uuid.NewString() }
 func NewTraceparent() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
+	return traceparentFrom(b)
+}
+
+func traceparentFrom(b [24]byte) string {
+	var out [55]byte
+	copy(out[:], "00-")
+	hex.Encode(out[3:35], b[:16])
+	out[35] = '-'
+	hex.Encode(out[36:52], b[16:])
+	copy(out[52:], "-01")
+	return string(out[:])
+}
+
+// newIDs returns a fresh request id (a UUID, version 4) and traceparent
+// from one read of the random source.
+func newIDs() (id, traceparent string) {
+	var b [40]byte
+	_, _ = rand.Read(b[:])
+	u, _ := uuid.FromBytes(b[:16])
+	u[6] = (u[6] & 0x0f) | 0x40 // version 4
+	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
+	return u.String(), traceparentFrom([24]byte(b[16:]))
 }
 
 // RequestID takes X-Request-Id and traceparent from the request, or makes
@@ -112,11 +153,13 @@ func RequestID(withID, withTrace func(context.Context, string) context.Context) 
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get(HeaderRequestID)
-			if !ValidRequestID(id) {
-				id = NewRequestID()
-			}
 			tp := r.Header.Get(HeaderTraceparent)
-			if !ValidTraceparent(tp) {
+			switch okID, okTP := ValidRequestID(id), ValidTraceparent(tp); {
+			case !okID && !okTP:
+				id, tp = newIDs()
+			case !okID:
+				id = NewRequestID()
+			case !okTP:
 				tp = NewTraceparent()
 			}
 			r.Header.Set(HeaderRequestID, id)
@@ -218,6 +261,27 @@ func Recover(logger *slog.Logger) func(http.Handler) http.Handler {
 				}
 			}()
 			next.ServeHTTP(sw, r)
+		})
+	}
+}
+
+// LimitHeaders answers 431 problem+json to a request whose request line and
+// headers (as sent: "Name: value\r\n" each) exceed n bytes.
+func LimitHeaders(n int) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			size := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4
+			for k, vs := range r.Header {
+				for _, v := range vs {
+					size += len(k) + len(v) + 4
+				}
+			}
+			if size > n {
+				problem.Write(w, r, problem.Newf(http.StatusRequestHeaderFieldsTooLarge,
+					"the request line and headers exceed %d bytes", n))
+				return
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }

@@ -59,8 +59,21 @@ func Health(checks map[string]Check) http.Handler {
 	})
 }
 
-// NewServer returns an http.Server for h with the platform's timeouts
-// (header 10 s, read 30 s, write 60 s, idle 120 s, headers ≤ 64 KiB).
+// MaxHeaderBytes bounds the request line and headers of a request: over
+// it, Stack answers 431 problem+json (LimitHeaders). Beyond
+// MaxHeaderBytesRead the server reads no further and net/http itself
+// answers 431 (text/plain, with 4 KiB of slack) and closes the connection.
+const (
+	MaxHeaderBytes     = 16 << 10
+	MaxHeaderBytesRead = 64 << 10
+)
+
+// NewServer returns an http.Server for h with the platform's bounds: the
+// request line and headers within MaxHeaderBytesRead (else 431) and read within
+// 10 s, the whole request within 30 s, the answer written within 60 s, an
+// idle keep-alive connection closed after 120 s. A client sending slowly
+// holds a connection at most that long; how many it may hold is bounded
+// by LimitConns (the gateway's listener).
 func NewServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -68,7 +81,7 @@ func NewServer(h http.Handler) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    MaxHeaderBytesRead,
 	}
 }
 

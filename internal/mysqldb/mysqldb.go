@@ -35,10 +35,18 @@ const maxOpenConns = 20
 // each statement once instead of preparing and discarding it. The pool
 // keeps as many idle connections as it may open (maxOpenConns), so that a
 // burst does not close and redial connections.
-func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
+//
+// Options: WithCAFile makes the connections use TLS verified against a CA
+// (MYSQL_CA_FILE); the DSN's own tls=true, skip-verify or preferred work too.
+func Open(ctx context.Context, dsn string, opts ...Option) (*sqlx.DB, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mysqldb: parse dsn: %w", err)
+	}
+	for _, opt := range opts {
+		if err := opt(cfg); err != nil {
+			return nil, fmt.Errorf("mysqldb: %w", err)
+		}
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC

@@ -131,6 +131,9 @@ type Process struct {
 	DB     *sqlx.DB
 	Bus    *eventbus.Bus
 	Relay  *eventbus.Relay
+	// Listen, when the wiring sets it, opens the HTTP listener instead of
+	// net.Listen("tcp", addr) (the gateway's edge: HTTPS, connection bounds).
+	Listen func(addr string) (net.Listener, error)
 	// Telemetry is the process's metrics registry (/metrics) and tracer
 	// (OpenTelemetry, exporting when OTEL_* say where): register a service's
 	// own metrics with Telemetry.Registerer().
@@ -254,7 +257,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	listen := func(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+	if p.Listen != nil {
+		listen = p.Listen
+	}
+	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
 		return err
 	}

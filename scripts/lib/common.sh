@@ -418,3 +418,5 @@ amqp_urls() {
 	printf '%s' "$out"
 }
 mysql_dsn() { printf '%s:%s@tcp(%s:%s)/%s?parseTime=true&loc=UTC' "$1" "$2" "$SAG_HOST" "$MYSQL_PORT" "${3-}"; }
+# shellcheck source=/dev/null # scripts/lib/tls.sh, checked on its own
+. "$SAG_SCRIPTS/lib/tls.sh" # TLS on every hop (scripts/up --tls): may wrap functions above

@@ -7,18 +7,23 @@
 // services behind it: UPSTREAMS, derived from scripts/services.conf by
 // scripts/infra-up, or services.conf itself, and UPSTREAM_<DIR> to override
 // one: a base URL, or the comma-separated base URLs of several instances of
-// the service, which the gateway balances (see upstreamsFrom). It stops
+// the service, which the gateway balances (see upstreamsFrom); and the edge's
+// variables (rate limits, CORS, connection bounds, TLS_CERT_FILE and
+// TLS_KEY_FILE for HTTPS: package edge, README "The edge"). It stops
 // gracefully on SIGINT or SIGTERM.
 package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 
 	manifests "github.com/sagittarius-a/sagittarius/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/service"
+	"github.com/sagittarius-a/sagittarius/services/gateway/edge"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -42,11 +47,22 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			return nil, err
 		}
 		p.Go("instance-health", func(ctx context.Context) error { <-ctx.Done(); gw.Close(); return nil })
-		return gateway{gw}, nil
+		// The edge (package edge): CORS, rate limits, connection bounds, HTTPS.
+		front, err := edge.New(edge.ConfigFrom(getenv), nil)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		p.Listen = front.Listen
+		p.Logger.Info("edge", "settings", front.Summary())
+		return gateway{front.Wrap(gw), gw}, nil
 	})
 }
 
-// gateway serves every request itself (service.API and http.Handler).
-type gateway struct{ *proxy.Gateway }
+// gateway serves every request itself (service.API and http.Handler): the
+// edge in front of the proxy.
+type gateway struct {
+	http.Handler
+	gw *proxy.Gateway
+}
 
-func (g gateway) Contract(contracts.Events) contracts.Service { return g.Gateway.Contract() }
+func (g gateway) Contract(contracts.Events) contracts.Service { return g.gw.Contract() }

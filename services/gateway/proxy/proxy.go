@@ -141,6 +141,9 @@ func New(cfg Config) (*Gateway, error) {
 		MaxIdleConnsPerHost:   maxIdlePerUpstream,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: cfg.ResponseTimeout,
+		// The client's own Accept-Encoding passes through; the gateway never
+		// asks for gzip itself only to decompress the answer again.
+		DisableCompression: true,
 	}
 	g := &Gateway{cfg: cfg, proxies: map[string]*httputil.ReverseProxy{},
 		client: &http.Client{Transport: transport, Timeout: 3 * time.Second}, buffers: newBufferPool()}
@@ -209,7 +212,7 @@ func (g *Gateway) Table() []contracts.Route {
 // Contract describes the gateway for its OpenAPI manifest (it has no bus).
 func (g *Gateway) Contract() contracts.Service {
 	return contracts.Service{Dir: "gateway", Name: "gateway", Title: "API gateway",
-		Description: "The single entry point for API consumers: the HAL root, the aggregated health check, and every service's API under its prefix. It adds X-Request-Id and traceparent and keeps every link pointing at itself.",
+		Description: "The single entry point for API consumers: the HAL root, the aggregated health check, and every service's API under its prefix. It adds X-Request-Id and traceparent and keeps every link pointing at itself. On any path, before any service: 429 problem+json with Retry-After, RateLimit and RateLimit-Policy (draft-ietf-httpapi-ratelimit-headers-11) when a client exceeds its rate limit, every allowed answer carrying RateLimit and RateLimit-Policy too; 431 problem+json for a request line and headers over 16 KiB; CORS for the configured origins.",
 		Routes:      g.Table(), Prefix: "/", OmitContractRoutes: true}
 }
 
@@ -362,11 +365,17 @@ const maxIdlePerUpstream = 512
 type bufferPool struct{ p sync.Pool }
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{sync.Pool{New: func() any { return new([32 << 10]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+// Get and Put pass array pointers through the pool: putting back a slice
+// header would allocate one per request.
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[32 << 10]byte)[:] }
+func (b *bufferPool) Put(p []byte) {
+	if len(p) == 32<<10 {
+		b.p.Put((*[32 << 10]byte)(p))
+	}
+}
 
 // newProxy returns the reverse proxy of one upstream: /<dir>/rest ->
 // upstream/rest. Rewrite aims at the first instance; the pool (transport)
