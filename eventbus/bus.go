@@ -37,6 +37,7 @@ type Bus struct {
 	mu        sync.Mutex // guards the registration maps and started
 	started   bool
 	handlers  map[string]*handler
+	all       *handler // the catch-all (HandleAll), nil without; set only before Run
 	published map[string]EventInfo
 
 	// publishing state; see pubChannel.
@@ -260,7 +261,7 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 				if !ok {
 					return
 				}
-				if handlers[d.Type] == nil {
+				if handlers[d.Type] == nil && b.all == nil {
 					b.stats.unhandled.Add(1)
 					if acks.add(d.DeliveryTag) {
 						flushT.Reset(unhandledFlushAfter)

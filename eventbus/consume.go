@@ -99,6 +99,9 @@ func (b *Bus) register(info EventInfo, decode func([]byte, string) (envelope, er
 func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp.Delivery) {
 	h := handlers[d.Type]
 	if h == nil {
+		h = b.all // HandleAll's catch-all, if registered
+	}
+	if h == nil {
 		// Every queue receives every event: this path reads no body.
 		b.stats.unhandled.Add(1)
 		_ = d.Ack(false)
