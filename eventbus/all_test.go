@@ -77,7 +77,7 @@ func TestHandleAllReceivesEveryOtherTypeOncePerUUID(t *testing.T) {
 	}
 	ev := raw[0]
 	if ev.UUID != made.ID || ev.Type != widgetMade.Type() || ev.AppID != "test.widgets" || ev.CorrelationID != "corr-1" ||
-		ev.Traceparent == "" || ev.Headers["actor"] != "alice" || ev.EntityKey != "widget" || !ev.FiredAt.Equal(made.FiredAt) {
+		ev.Traceparent == "" || ev.CausationID != "" || ev.Headers["actor"] != "alice" || ev.EntityKey != "widget" || !ev.FiredAt.Equal(made.FiredAt) {
 		t.Errorf("raw event %+v", ev)
 	}
 	var w widget
