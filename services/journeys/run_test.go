@@ -109,11 +109,16 @@ func getJourney(s *servicetest.Service, id string) journeyDoc {
 
 // waitState waits until journey id is in state and returns it.
 func waitState(s *servicetest.Service, id, state string) journeyDoc {
+	return waitJourney(s, id, state, func(j journeyDoc) bool { return j.State == state })
+}
+
+// waitJourney waits until journey id satisfies cond and returns it.
+func waitJourney(s *servicetest.Service, id, what string, cond func(journeyDoc) bool) journeyDoc {
 	var j journeyDoc
-	s.Eventually("journey "+id+" "+state, func() bool {
+	s.Eventually("journey "+id+" "+what, func() bool {
 		code, body := s.Do("GET", "/v1/journeys/"+id, "")
 		j = journeyDoc{} // decode afresh: members a poll omits must not survive from the last
-		return code == http.StatusOK && json.Unmarshal(body, &j) == nil && j.State == state
+		return code == http.StatusOK && json.Unmarshal(body, &j) == nil && cond(j)
 	})
 	return j
 }
@@ -264,8 +269,8 @@ func TestJourneys(t *testing.T) {
 		f := placement(t, o, 3) // placed, reserved, captured: the capture is held back
 		s.Publish(f.msgs[0], nil)
 		s.Publish(f.msgs[1], nil)
-		j := waitState(s, f.corr, journey.StateInProgress)
-		if !reflect.DeepEqual(j.WaitingFor, []string{paymentevents.PaymentCaptured.Type(), paymentevents.PaymentDeclined.Type()}) ||
+		j := waitJourney(s, f.corr, "with 2 events", func(j journeyDoc) bool { return j.EventCount == 2 })
+		if j.State != journey.StateInProgress || !reflect.DeepEqual(j.WaitingFor, []string{paymentevents.PaymentCaptured.Type(), paymentevents.PaymentDeclined.Type()}) ||
 			j.Since == nil || !j.Since.Equal(f.msgs[1].FiredAt) {
 			t.Errorf("waiting for %v since %v", j.WaitingFor, j.Since)
 		}
