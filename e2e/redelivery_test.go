@@ -115,6 +115,7 @@ func passiveQueue(t *testing.T, conn *amqp.Connection, name string) amqp.Queue {
 var collections = []string{
 	"/customers/v1/customers", "/catalog/v1/products", "/orders/v1/orders",
 	"/inventory/v1/stock-items", "/inventory/v1/reservations", "/payments/v1/payments", "/shipping/v1/shipments",
+	"/journeys/v1/journeys",
 }
 
 // snapshotState reads every item of every collection through the gateway,
