@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -37,18 +38,26 @@ type RawEvent struct {
 }
 
 // HandleAll registers h for every event type that has no handler of its own
-// (Handle, HandleTx): a catch-all consumer, for the platform's own services
-// that observe the whole choreography (ops.journeys). h runs at most once per
-// event uuid, inside a database transaction on db that also records the uuid
-// in eventbus_inbox, exactly as for HandleTx; the outcomes (ack after commit,
-// retries, dead-lettering, database outages) are those of HandleTx. Payloads
-// and properties are validated as for every event: a message that breaks the
-// event rules is dead-lettered at once.
+// (Handle, HandleTx) and that the service does not publish itself: a
+// catch-all consumer, for the platform's own services that observe the whole
+// choreography (ops.journeys). h runs at most once per event uuid, inside a
+// database transaction on db that also records the uuid in eventbus_inbox,
+// exactly as for HandleTx; the outcomes (ack after commit, retries,
+// dead-lettering, database outages) are those of HandleTx. Properties and the
+// envelope (uuid, fired_at) are validated as for every event, and so is the
+// entity of the known types: for those, a payload without the type's entity
+// key, or whose entity does not decode into the type's Go type, is
+// dead-lettered at once, with the reason a typed handler would give. Events of
+// other types are accepted with any entity. Consumed lists the known types.
+//
+// The service's own events (the types it Publishes) are not handed to h: a
+// service knows what it published. They stay on the fast path below.
 //
 // A bus without HandleAll keeps its fast path: deliveries of types it has no
-// handler for are acked unread, in batches. With HandleAll, every delivery
-// is read and handled. Register before Run; HandleAll may be called once.
-func HandleAll(b *Bus, db *sqlx.DB, h func(ctx context.Context, tx *sqlx.Tx, ev RawEvent) error) error {
+// handler for are acked unread, in batches. With HandleAll, every other
+// delivery is read and handled. Register before Run; HandleAll may be called
+// once.
+func HandleAll(b *Bus, db *sqlx.DB, h func(ctx context.Context, tx *sqlx.Tx, ev RawEvent) error, known ...EventInfoer) error {
 	if db == nil {
 		return errors.New("eventbus: HandleAll needs a database")
 	}
@@ -63,9 +72,19 @@ func HandleAll(b *Bus, db *sqlx.DB, h func(ctx context.Context, tx *sqlx.Tx, ev 
 	if b.all != nil {
 		return errors.New("eventbus: HandleAll already registered")
 	}
+	types := map[string]EventInfo{}
+	for _, k := range known {
+		info := k.Info()
+		if info.Service == "" || info.Entity == nil {
+			return errors.New("eventbus: HandleAll: a known type not made by NewEventType")
+		}
+		types[info.Type()] = info
+	}
+	b.allTypes = types
 	b.all = &handler{
 		info:   EventInfo{Service: b.cfg.Service, Name: "*"},
 		decode: rawDecoder,
+		check:  func(typ string, env envelope) error { return checkKnown(types[typ], env) },
 		fn: func(ctx context.Context, in incoming) error {
 			ev := rawEventOf(in)
 			tev := Event[RawEvent]{UUID: ev.UUID, Type: ev.Type, Entity: ev}
@@ -90,6 +109,37 @@ func HandleAll(b *Bus, db *sqlx.DB, h func(ctx context.Context, tx *sqlx.Tx, ev 
 				return err
 			}
 		},
+	}
+	return nil
+}
+
+// catchAll returns the catch-all handler for deliveries of type typ that
+// have no handler of their own: nil without HandleAll, and for the service's
+// own event types. It is called only after Run started (the maps no longer
+// change).
+func (b *Bus) catchAll(typ string) *handler {
+	if b.all == nil {
+		return nil
+	}
+	if _, own := b.published[typ]; own {
+		return nil
+	}
+	return b.all
+}
+
+// checkKnown checks the entity of a payload of a known type (info is the
+// zero EventInfo for an unknown type, which passes).
+func checkKnown(info EventInfo, env envelope) error {
+	if info.Entity == nil {
+		return nil
+	}
+	e, _ := env.value.(rawEntity)
+	if e.key != info.EntityKey {
+		return malformed("payload has no %q object", info.EntityKey)
+	}
+	v := reflect.New(info.Entity)
+	if err := json.Unmarshal(e.raw, v.Interface()); err != nil {
+		return malformed("entity does not decode into %s: %v", info.Entity, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package eventbus_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,14 +18,20 @@ import (
 
 // A catch-all handler receives every event type that has no handler of its
 // own, raw (type, publisher, headers, payload, entity), once per uuid; a
-// typed handler keeps its types; a malformed event is dead-lettered.
+// typed handler keeps its types; the service's own events are not handed to
+// it; a malformed event, and an event of a known type whose entity does not
+// decode, are dead-lettered.
 func TestHandleAllReceivesEveryOtherTypeOncePerUUID(t *testing.T) {
 	url, _ := testinfra.NewVhost(t)
 	db := migratedDB(t)
 	var mu sync.Mutex
 	var raw []eventbus.RawEvent
 	typed := 0
+	noted := eventbus.MustEventType[widget]("test.observer", "widget_noted", "widget")
 	consumer := startBus(t, eventbus.Config{URL: url, Service: "test.observer"}, func(b *eventbus.Bus) {
+		if err := b.Publishes(noted); err != nil {
+			t.Fatal(err)
+		}
 		if err := eventbus.Handle(b, widgetShipped, func(ctx context.Context, ev eventbus.Event[widget]) error {
 			mu.Lock()
 			typed++
@@ -40,8 +48,15 @@ func TestHandleAllReceivesEveryOtherTypeOncePerUUID(t *testing.T) {
 			raw = append(raw, ev)
 			mu.Unlock()
 			return nil
-		}); err != nil {
+		}, widgetMade, widgetShipped, noted); err != nil {
 			t.Fatal(err)
+		}
+		var consumed []string
+		for _, e := range b.Consumed() {
+			consumed = append(consumed, e.Type())
+		}
+		if want := []string{widgetMade.Type(), widgetShipped.Type()}; fmt.Sprint(consumed) != fmt.Sprint(want) {
+			t.Errorf("Consumed %v, want %v (known types, not its own)", consumed, want)
 		}
 		if err := eventbus.HandleAll(b, db, func(context.Context, *sqlx.Tx, eventbus.RawEvent) error { return nil }); err == nil {
 			t.Error("a second HandleAll was accepted")
@@ -60,12 +75,19 @@ func TestHandleAllReceivesEveryOtherTypeOncePerUUID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Its own event: not for the catch-all.
+	if err := consumer.Publish(context.Background(), mustMessage(t, ctx, noted, newWidget(2))); err != nil {
+		t.Fatal(err)
+	}
+	// A known type whose entity does not decode into its Go type.
+	rawPublish(t, url, amqp.Publishing{Type: widgetMade.Type(), AppId: "test.widgets", MessageId: "6b0c5f0e-9a4e-4c1b-8f43-3c2f4b1e7a10",
+		ContentType: "application/json", Body: []byte(`{"uuid":"6b0c5f0e-9a4e-4c1b-8f43-3c2f4b1e7a10","fired_at":"2023-05-17T21:01:09.000Z","widget":{"id":42}}`)})
 	// Malformed: fired_at in the guideline's wrong example format.
 	rawPublish(t, url, amqp.Publishing{Type: "other.service.thing_happened", AppId: "other.service", MessageId: "5b0c5f0e-9a4e-4c1b-8f43-3c2f4b1e7a10",
 		ContentType: "application/json", Body: []byte(`{"uuid":"5b0c5f0e-9a4e-4c1b-8f43-3c2f4b1e7a10","fired_at":"2023-05-17 21:01:09","thing":{}}`)})
 	waitFor(t, 10*time.Second, "every delivery settled", func() bool {
 		s := consumer.Stats()
-		return s.Handled == 3 && s.Duplicates == 1 && s.DeadLettered == 1
+		return s.Handled == 3 && s.Duplicates == 1 && s.DeadLettered == 2 && s.Unhandled == 1
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -90,7 +112,12 @@ func TestHandleAllReceivesEveryOtherTypeOncePerUUID(t *testing.T) {
 	if n := countRows(t, db, `SELECT COUNT(*) FROM eventbus_inbox WHERE uuid = ?`, made.ID); n != 1 {
 		t.Errorf("inbox has %d rows for the event, want 1", n)
 	}
-	if n := len(getAll(t, url, consumer.DeadLetterQueue())); n != 1 {
-		t.Errorf("dead-letter queue has %d messages, want 1", n)
+	reasons := map[string]bool{}
+	for _, d := range getAll(t, url, consumer.DeadLetterQueue()) {
+		r, _ := d.Headers[eventbus.HeaderDeadReason].(string)
+		reasons[d.MessageId[:8]+" "+strings.SplitN(r, ":", 2)[0]] = true
+	}
+	if want := map[string]bool{"5b0c5f0e fired_at \"2023-05-17 21": true, "6b0c5f0e entity does not decode into eventbus_test.widget": true}; fmt.Sprint(reasons) != fmt.Sprint(want) {
+		t.Errorf("dead letters %v, want %v", reasons, want)
 	}
 }

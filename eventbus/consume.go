@@ -16,6 +16,7 @@ import (
 type handler struct {
 	info   EventInfo
 	decode func(body []byte, messageID string) (envelope, error) // typedDecoder of the handler's entity type
+	check  func(typ string, env envelope) error                  // further checks of a decoded payload (HandleAll's known types); nil for none
 	fn     func(ctx context.Context, in incoming) error
 }
 
@@ -99,7 +100,7 @@ func (b *Bus) register(info EventInfo, decode func([]byte, string) (envelope, er
 func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp.Delivery) {
 	h := handlers[d.Type]
 	if h == nil {
-		h = b.all // HandleAll's catch-all, if registered
+		h = b.catchAll(d.Type) // HandleAll's catch-all, if registered
 	}
 	if h == nil {
 		// Every queue receives every event: this path reads no body.
@@ -112,6 +113,9 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 	var env envelope
 	if err == nil {
 		env, err = h.decode(d.Body, d.MessageId)
+	}
+	if err == nil && h.check != nil {
+		err = h.check(d.Type, env)
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))

@@ -151,12 +151,10 @@ func (a *API) Table() []contracts.Route {
 }
 
 // Contract describes ops.journeys for its manifests: this API's route table
-// and the event types of events (the bus), with every event type of the
-// platform as consumed: the service handles them all (eventbus.HandleAll).
+// and the event types registered on events (the bus): as consumed, every
+// event type of the platform (eventapi.PlatformEvents, the known types of its
+// catch-all).
 func (a *API) Contract(events contracts.Events) contracts.Service {
-	if events != nil {
-		events = observed{events}
-	}
 	return contracts.Service{Dir: "journeys", Name: journeyevents.Service, Title: "Journeys (ops.journeys)",
 		Description: "The journey of every business transaction: every event carrying one correlation id, in order of occurrence, " +
 			"with what it waits for next (declared as data), and whether it is in progress, completed or stuck.",

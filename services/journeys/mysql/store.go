@@ -331,8 +331,24 @@ func (s *Store) derive(ctx context.Context, tx *sqlx.Tx, id string, now time.Tim
 	if after.TraceID != "" {
 		ectx = eventbus.WithTraceparent(ectx, "00-"+after.TraceID+"-0000000000000001-01")
 	}
-	if err := eventbus.Emit(ectx, tx, *et, s.render(after)); err != nil {
+	msg, err := et.New(ectx, s.render(after))
+	if err != nil {
 		return false, err
+	}
+	if err := eventbus.Enqueue(ectx, tx, msg); err != nil {
+		return false, fmt.Errorf("emit %s: %w", et.Type(), err)
+	}
+	// The bus does not hand a service its own events: the journey's timeline
+	// gets its own event here. It changes no state (no step names it).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO journey_events
+		(uuid, journey_id, type, publisher, fired_at, causation_id, actor, trace_id, entity_key, received_at)
+		VALUES (?, ?, ?, ?, ?, ?, '', ?, 'journey', ?)`,
+		msg.ID, id, msg.Type, msg.AppID, msg.FiredAt, cut(msg.Headers[eventbus.HeaderCausationID], 64),
+		journey.TraceID(msg.Headers[eventbus.HeaderTraceparent]), now); err != nil {
+		return false, fmt.Errorf("record %s in its journey: %w", msg.Type, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE journeys SET event_count = event_count + 1, updated_at = GREATEST(updated_at, ?), version = version + 1 WHERE id = ?`, msg.FiredAt, id); err != nil {
+		return false, fmt.Errorf("count %s in its journey: %w", msg.Type, err)
 	}
 	return true, nil
 }
