@@ -68,6 +68,7 @@ func startCluster(t *testing.T) *Cluster {
 	bin := buildAll(t, env.Root)
 	p, err := platform.Start(context.Background(), platform.Config{
 		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env),
+		Env: map[string][]string{"journeys": journeysEnv},
 	})
 	if err != nil {
 		t.Fatal(err)

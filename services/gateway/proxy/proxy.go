@@ -65,6 +65,8 @@ type Config struct {
 	// Docs, when set, serves the developer portal at /docs and /docs/...
 	// (internal/portal); the root links it (rel docs).
 	Docs http.Handler
+	// Console, when set, serves the operations console at /console and /console/...
+	Console http.Handler
 }
 
 // Gateway is the http.Handler of the gateway. It is safe for concurrent use.
@@ -189,6 +191,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if g.cfg.Docs != nil && (r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/")) {
 		g.cfg.Docs.ServeHTTP(w, r)
+		return
+	}
+	if g.cfg.Console != nil && (r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
+		g.cfg.Console.ServeHTTP(w, r)
 		return
 	}
 	dir, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")

@@ -94,8 +94,8 @@ func TestGetJourney(t *testing.T) {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
 	var doc struct {
-		State      string   `json:"state"`
-		WaitingFor []string `json:"waiting_for"`
+		State      string                     `json:"state"`
+		WaitingFor []string                   `json:"waiting_for"`
 		Links      map[string]json.RawMessage `json:"_links"`
 		Embedded   struct {
 			Events []struct {
