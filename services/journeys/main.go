@@ -6,8 +6,9 @@
 //
 // Its own settings: JOURNEY_STEP_LIMITS ("payment=2s,*=30s": override the
 // declared limits), JOURNEY_CHECK_INTERVAL (how often deadlines are checked;
-// default 5s), TRACE_UI_URL (a trace UI URL template with {trace_id}, for the
-// journeys' trace links). The rest is the service kit's (internal/service).
+// default 5s), JOURNEY_RETENTION (journeys that started longer ago and are
+// neither in progress nor stuck are deleted; default 720h), TRACE_UI_URL (a
+// trace UI URL template with {trace_id}, for the journeys' trace links). The rest is the service kit's (internal/service).
 package main
 
 import (
@@ -30,7 +31,7 @@ func main() { service.Main(run) }
 
 // run serves ops.journeys until ctx is done (see service.Run).
 func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
-	catalog, interval, err := settings(getenv)
+	catalog, interval, retention, err := settings(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
@@ -52,26 +53,32 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		p.Handle("GET /metrics", httpapi.Handler(reg))
 		p.Go("deadlines", func(ctx context.Context) error {
-			return journey.Monitor(ctx, catalog, store, interval, metrics.SetStuck, p.Logger)
+			return journey.Monitor(ctx, catalog, store, interval, retention, metrics.SetStuck, p.Logger)
 		})
 		return httpapi.New(store, render, p.Logger), nil
 	})
 }
 
 // settings reads the journeys' own settings (see the package comment).
-func settings(getenv func(string) string) (*journey.Catalog, time.Duration, error) {
-	catalog, err := journey.Default()
-	if err != nil {
-		return nil, 0, err
+func settings(getenv func(string) string) (catalog *journey.Catalog, interval, retention time.Duration, err error) {
+	if catalog, err = journey.Default(); err != nil {
+		return nil, 0, 0, err
 	}
 	if catalog, err = catalog.WithLimits(getenv("JOURNEY_STEP_LIMITS")); err != nil {
-		return nil, 0, fmt.Errorf("JOURNEY_STEP_LIMITS: %w", err)
+		return nil, 0, 0, fmt.Errorf("JOURNEY_STEP_LIMITS: %w", err)
 	}
-	interval := 5 * time.Second
-	if v := getenv("JOURNEY_CHECK_INTERVAL"); v != "" {
-		if interval, err = time.ParseDuration(v); err != nil || interval <= 0 {
-			return nil, 0, fmt.Errorf("JOURNEY_CHECK_INTERVAL %q: want a positive duration such as 5s", v)
+	durations := []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{{"JOURNEY_CHECK_INTERVAL", &interval, 5 * time.Second}, {"JOURNEY_RETENTION", &retention, 30 * 24 * time.Hour}}
+	for _, d := range durations {
+		*d.dst = d.def
+		if v := getenv(d.name); v != "" {
+			if *d.dst, err = time.ParseDuration(v); err != nil || *d.dst <= 0 {
+				return nil, 0, 0, fmt.Errorf("%s %q: want a positive duration such as 5s or 720h", d.name, v)
+			}
 		}
 	}
-	return catalog, interval, nil
+	return catalog, interval, retention, nil
 }

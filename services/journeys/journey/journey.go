@@ -48,19 +48,31 @@ type Store interface {
 }
 
 // Rechecker re-derives the journeys whose next deadline has passed and
-// reports how many journeys are stuck, by step.
+// reports how many journeys are stuck, by step; and forgets old journeys.
 type Rechecker interface {
 	Recheck(ctx context.Context, now time.Time) (stuckBySteps map[string]int, err error)
+	// Purge deletes up to limit journeys (with their events and ids) that
+	// started before before and are neither in progress nor stuck, and
+	// returns how many it deleted.
+	Purge(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 // Monitor runs r.Recheck every interval until ctx is done, passing each
 // count of stuck journeys to report (every step of c present, zero or not),
-// and returns nil. A failed check is logged and tried again at the next
-// tick: an outage of the database must not stop the service.
-func Monitor(ctx context.Context, c *Catalog, r Rechecker, interval time.Duration, report func(map[string]int), logger *slog.Logger) error {
+// and returns nil. At each tick it also purges up to 500 journeys older than
+// retention (zero: never). A failed check is logged and tried again at the
+// next tick: an outage of the database must not stop the service.
+func Monitor(ctx context.Context, c *Catalog, r Rechecker, interval, retention time.Duration, report func(map[string]int), logger *slog.Logger) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if retention > 0 {
+			if n, err := r.Purge(ctx, time.Now().Add(-retention), 500); err != nil && ctx.Err() == nil {
+				logger.Warn("old journeys not purged", "error", err)
+			} else if n > 0 {
+				logger.Info("old journeys purged", "journeys", n, "retention", retention.String())
+			}
+		}
 		counts, err := r.Recheck(ctx, time.Now())
 		if err != nil {
 			if ctx.Err() != nil {

@@ -523,6 +523,38 @@ func fingerprint(j journey.Journey) string {
 	return string(b)
 }
 
+// Purge deletes up to limit journeys that started before before and are
+// neither in progress nor stuck, with their events and business ids, in one
+// transaction, and returns how many.
+func (s *Store) Purge(ctx context.Context, before time.Time, limit int) (int, error) {
+	n := 0
+	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
+		var ids []string
+		if err := tx.SelectContext(ctx, &ids, `SELECT id FROM journeys WHERE started_at < ? AND state NOT IN (?, ?)
+			ORDER BY started_at LIMIT ? FOR UPDATE`, before.UTC(), journey.StateInProgress, journey.StateStuck, limit); err != nil {
+			return err
+		}
+		n = len(ids)
+		if n == 0 {
+			return nil
+		}
+		for _, table := range []string{"journey_events WHERE journey_id", "journey_ids WHERE journey_id", "journeys WHERE id"} {
+			q, args, err := sqlx.In(`DELETE FROM `+table+` IN (?)`, ids)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge journeys: %w", err)
+	}
+	return n, nil
+}
+
 func nullTime(t time.Time) sql.NullTime {
 	if t.IsZero() {
 		return sql.NullTime{}
