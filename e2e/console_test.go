@@ -27,7 +27,8 @@ var journeysEnv = []string{"JOURNEY_STEP_LIMITS=payment=4s", "JOURNEY_CHECK_INTE
 // in headless Chromium against the running platform: it shows the saga's
 // journeys; with payments stopped, a new order's journey appears among the
 // stuck journeys within its declared limit; when payments returns, the
-// journey leaves them; its timeline opens on a click. Screenshots go to
+// journey leaves them; its timeline opens on a click. Meanwhile the stuck
+// gauge of ops.journeys rises. Screenshots go to
 // SAGITTARIUS_SCREENSHOTS (a folder), or the test's temporary folder. It is
 // skipped without Chromium. It runs last: it stops and restarts payments.
 func testConsole(t *testing.T, c *Cluster) {
@@ -114,6 +115,12 @@ func testConsole(t *testing.T, c *Cluster) {
 		t.Errorf("stuck journeys show %q, want the payment step of order %s", stuckText, o.ID)
 	}
 	shot("console-2-stuck.png")
+	// The stuck gauge rose on ops.journeys' own /metrics (not proxied by the gateway).
+	metrics := c.p.Service("journeys").Primary().URL() + "/metrics"
+	eventually(t, 10*time.Second, "sagittarius_journeys_stuck{step=\"payment\"} 1 on "+metrics, func() (bool, string) {
+		r := call(t, "GET", metrics, nil, nil)
+		return strings.Contains(string(r.Body), `sagittarius_journeys_stuck{step="payment"} 1`), string(r.Body)
+	})
 
 	// Payments returns: the journey moves on and leaves the stuck journeys.
 	if _, err := payments.StartPrimary(context.Background()); err != nil {
