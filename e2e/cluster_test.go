@@ -82,6 +82,7 @@ func startCluster(t *testing.T, extraEnv ...string) *Cluster {
 		perService[l.Dir] = append([]string(nil), extraEnv...)
 	}
 	perService["notifications"] = append(perService["notifications"], "SMTP_ADDR="+smtp.Addr, "SMTP_FROM=Sagittarius E2E <shop@example.com>")
+	perService["journeys"] = append(perService["journeys"], journeysEnv...)
 	p, err := platform.Start(context.Background(), platform.Config{
 		Root: env.Root, Dir: t.TempDir(), Bin: bin, Servers: platform.ServersFromTestEnv(env), Env: perService,
 	})

@@ -21,6 +21,7 @@ var kinds = map[string]*regexp.Regexp{
 	"replenishment": regexp.MustCompile(`^/inventory/v1/replenishments/[^/?]+$`),
 	"payment":       regexp.MustCompile(`^/payments/v1/payments/[^/?]+$`),
 	"shipment":      regexp.MustCompile(`^/shipping/v1/shipments/[^/?]+$`),
+	"journey":       regexp.MustCompile(`^/journeys/v1/journeys/[^/?]+$`),
 }
 
 // testFollowLinks crawls the API from the gateway root like a HAL client:

@@ -116,6 +116,7 @@ var collections = []string{
 	"/customers/v1/customers", "/catalog/v1/products", "/orders/v1/orders",
 	"/inventory/v1/stock-items", "/inventory/v1/reservations", "/payments/v1/payments", "/shipping/v1/shipments",
 	"/notifications/v1/notifications",
+	"/journeys/v1/journeys",
 }
 
 // snapshotState reads every item of every collection through the gateway,

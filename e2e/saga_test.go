@@ -56,9 +56,11 @@ func TestEndToEnd(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	t.Run("every order's journeys settled, none stuck", func(t *testing.T) { testJourneys(t, c) })
 	t.Run("every kind of resource reachable from the gateway root", func(t *testing.T) { testFollowLinks(t, c) })
 	t.Run("every event delivered twice changes nothing twice", func(t *testing.T) { testRedelivery(t, c, spy) })
 	t.Run("contracts and conformance", func(t *testing.T) { testConformance(t, c, audit) })
+	t.Run("the operations console shows a journey stuck while payments is down", func(t *testing.T) { testConsole(t, c) })
 }
 
 // newCustomer registers a customer through the gateway.

@@ -40,6 +40,8 @@ type Bus struct {
 	mu        sync.Mutex // guards the registration maps and started
 	started   bool
 	handlers  map[string]*handler
+	all       *handler             // the catch-all (HandleAll), nil without; set only before Run
+	allTypes  map[string]EventInfo // the catch-all's known types (HandleAll)
 	published map[string]EventInfo
 
 	// publishing state; see pubChannel.
@@ -129,13 +131,19 @@ func (b *Bus) Published() []EventInfo {
 	return out
 }
 
-// Consumed returns the event types with a registered handler, sorted by type.
+// Consumed returns the event types with a registered handler and the known
+// types of the catch-all (HandleAll), sorted by type.
 func (b *Bus) Consumed() []EventInfo {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]EventInfo, 0, len(b.handlers))
 	for _, h := range b.handlers {
 		out = append(out, h.info)
+	}
+	for t, info := range b.allTypes {
+		if _, own := b.published[t]; !own && b.handlers[t] == nil {
+			out = append(out, info)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Type() < out[j].Type() })
 	return out
@@ -296,7 +304,7 @@ func (b *Bus) session(ctx context.Context, handlers map[string]*handler) error {
 					}
 					return
 				}
-				if handlers[d.Type] == nil {
+				if handlers[d.Type] == nil && b.catchAll(d.Type) == nil {
 					b.stats.unhandled.Add(1)
 					if obs != nil {
 						obs.Unhandled()

@@ -17,6 +17,7 @@ type handler struct {
 	info   EventInfo
 	obs    TypeObserver                                          // set by Run when Config.Observer is set
 	decode func(body []byte, messageID string) (envelope, error) // typedDecoder of the handler's entity type
+	check  func(typ string, env envelope) error                  // further checks of a decoded payload (HandleAll's known types); nil for none
 	fn     func(ctx context.Context, in incoming) error
 }
 
@@ -101,6 +102,9 @@ func (b *Bus) register(info EventInfo, decode func([]byte, string) (envelope, er
 func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp.Delivery) {
 	h := handlers[d.Type]
 	if h == nil {
+		h = b.catchAll(d.Type) // HandleAll's catch-all, if registered
+	}
+	if h == nil {
 		// Every queue receives every event: this path reads no body.
 		b.stats.unhandled.Add(1)
 		if obs := b.cfg.Observer; obs != nil {
@@ -133,6 +137,9 @@ func (b *Bus) handleDelivery(ctx context.Context, h *handler, d *amqp.Delivery, 
 	var env envelope
 	if err == nil {
 		env, err = h.decode(d.Body, d.MessageId)
+	}
+	if err == nil && h.check != nil {
+		err = h.check(d.Type, env)
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))

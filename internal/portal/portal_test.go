@@ -98,3 +98,32 @@ func TestMapAndMarkdownShowEveryEdge(t *testing.T) {
 		t.Errorf("markdown:\n%s", md)
 	}
 }
+
+// The console is served with its assets, a policy that allows only the
+// gateway's own origin, and no reference to another origin.
+func TestConsole(t *testing.T) {
+	h := portal.Console()
+	for path, ct := range map[string]string{"/console/": "text/html", "/console/console.js": "javascript", "/console/console.css": "text/css"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || !strings.Contains(rec.Header().Get("Content-Type"), ct) {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if csp := rec.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+		if b := rec.Body.String(); strings.Contains(b, "http://") || strings.Contains(b, "https://") || strings.Contains(b, "<script>") {
+			t.Errorf("%s refers to another origin or inlines a script", path)
+		}
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/console", nil))
+	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/console/" {
+		t.Errorf("/console: %d %s", rec.Code, rec.Header().Get("Location"))
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/console/nope.js", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("/console/nope.js: %d", rec.Code)
+	}
+}

@@ -17,7 +17,7 @@ var indexTemplate = template.Must(template.New("index").Funcs(funcs).Parse(`<!do
 <html lang="en"><head><meta charset="utf-8"><title>Sagittarius developer portal</title>` + style + `</head><body>
 <h1>Sagittarius developer portal</h1>
 <p class="sub">API reference, event catalog and choreography, generated from the contract manifests (contracts/ in the repository).</p>
-<nav><a href="{{.Prefix}}/events/">Event catalog</a><a href="{{.Prefix}}/choreography.svg">Choreography map (SVG)</a><a href="/">API root (HAL)</a></nav>
+<nav><a href="{{.Prefix}}/events/">Event catalog</a><a href="{{.Prefix}}/choreography.svg">Choreography map (SVG)</a><a href="/">API root (HAL)</a><a href="/console/">Operations console</a></nav>
 <h2>APIs</h2>
 <table><tr><th>service</th><th>API reference</th><th>manifests</th><th>publishes</th><th>consumes</th></tr>
 {{range .APIs}}<tr><td><b>{{.Title}}</b><br><code>/{{.Dir}}</code>{{if .Name}} · queue <code>{{.Name}}</code>{{end}}</td>

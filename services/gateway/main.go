@@ -41,7 +41,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		if err != nil {
 			return nil, err
 		}
-		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Upstreams: upstreams,
+		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Console: portal.Console(), Upstreams: upstreams,
 			WrapTransport: p.Telemetry.UpstreamTransport})
 		if err != nil {
 			return nil, err

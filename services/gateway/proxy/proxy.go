@@ -92,6 +92,8 @@ type Config struct {
 	// WrapTransport, when set, wraps the transport to each upstream (named
 	// by its dir): metrics and client spans (telemetry.T.UpstreamTransport).
 	WrapTransport func(dir string, rt http.RoundTripper) http.RoundTripper
+	// Console, when set, serves the operations console at /console and /console/...
+	Console http.Handler
 }
 
 // Gateway is the http.Handler of the gateway. It is safe for concurrent use.
@@ -256,6 +258,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Docs != nil && (r.URL.Path == "/docs" || strings.HasPrefix(r.URL.Path, "/docs/")) {
 		httpkit.SetRoute(r, "/docs/*")
 		g.cfg.Docs.ServeHTTP(w, r)
+		return
+	}
+	if g.cfg.Console != nil && (r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
+		g.cfg.Console.ServeHTTP(w, r)
 		return
 	}
 	dir, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
