@@ -119,7 +119,7 @@ func testConsole(t *testing.T, c *Cluster) {
 	metrics := c.p.Service("journeys").Primary().URL() + "/metrics"
 	eventually(t, 10*time.Second, "sagittarius_journeys_stuck{step=\"payment\"} 1 on "+metrics, func() (bool, string) {
 		r := call(t, "GET", metrics, nil, nil)
-		return strings.Contains(string(r.Body), `sagittarius_journeys_stuck{step="payment"} 1`), string(r.Body)
+		return strings.Contains(string(r.Body), `sagittarius_journeys_stuck{service="ops.journeys",step="payment"} 1`), string(r.Body)
 	})
 
 	// Payments returns: the journey moves on and leaves the stuck journeys.

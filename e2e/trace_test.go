@@ -346,7 +346,7 @@ func testMetricsEndpoints(t *testing.T, c *Cluster) {
 				t.Errorf("%s /metrics: no %s", dir, family)
 			}
 		}
-		if v := value(text, "sagittarius_events_published_total{"); v == 0 {
+		if v := value(text, "sagittarius_events_published_total{"); v == 0 && dir != "journeys" { // journeys publishes only when a journey is stuck
 			t.Errorf("%s published no event", dir)
 		}
 		if dir != "customers" && dir != "catalog" { // they only publish
@@ -354,7 +354,7 @@ func testMetricsEndpoints(t *testing.T, c *Cluster) {
 				t.Errorf("%s handled no event", dir)
 			}
 		}
-		if v := value(text, `sagittarius_events_consumed_total{outcome="unhandled"`); v == 0 {
+		if v := value(text, `sagittarius_events_consumed_total{outcome="unhandled"`); v == 0 && dir != "journeys" { // journeys handles every type
 			t.Errorf("%s counted no unhandled delivery", dir)
 		}
 		if strings.Contains(text, `route="/v1/orders/`+"\x22") || strings.Contains(text, "route=\"/v1/orders/1") {

@@ -126,6 +126,9 @@ func (b *Bus) catchAll(typ string) *handler {
 	if _, own := b.published[typ]; own {
 		return nil
 	}
+	if h, ok := b.allByType[typ]; ok {
+		return h // with the type's observer (resolveObservers)
+	}
 	return b.all
 }
 

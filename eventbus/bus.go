@@ -42,6 +42,7 @@ type Bus struct {
 	handlers  map[string]*handler
 	all       *handler             // the catch-all (HandleAll), nil without; set only before Run
 	allTypes  map[string]EventInfo // the catch-all's known types (HandleAll)
+	allByType map[string]*handler  // the catch-all with each known type's observer (resolveObservers)
 	published map[string]EventInfo
 
 	// publishing state; see pubChannel.

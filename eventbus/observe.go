@@ -90,6 +90,21 @@ func (b *Bus) resolveObservers() {
 		}
 		h.obs = o
 	}
+	if b.all != nil {
+		// The catch-all (HandleAll) counts each type it handles under that
+		// type: one copy of its handler per known type, with the type's observer.
+		b.allByType = make(map[string]*handler, len(b.allTypes))
+		for t, info := range b.allTypes {
+			o, ok := byType[t]
+			if !ok {
+				o = obs.ForType(info)
+				byType[t] = o
+			}
+			h := *b.all
+			h.obs = o
+			b.allByType[t] = &h
+		}
+	}
 	b.pubObs.Store(&byType)
 }
 

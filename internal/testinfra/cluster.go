@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,9 +43,12 @@ func StartRabbitCluster(t testing.TB, size int) *RabbitCluster {
 		t.Fatalf("StartRabbitCluster: size %d", size)
 	}
 	pw := randomHex(16)
+	cookie := randomHex(16) // one Erlang cookie for every node and the CLI (scripts/rabbit-node's RABBIT_NODE_COOKIE)
 	c := &RabbitCluster{t: t}
 	for range size {
-		c.Nodes = append(c.Nodes, newRabbitNode(t, pw))
+		n := newRabbitNode(t, pw)
+		n.env = append(n.env, "RABBIT_NODE_COOKIE="+cookie)
+		c.Nodes = append(c.Nodes, n)
 	}
 	start := time.Now()
 	errs := make([]error, size)
@@ -117,7 +121,15 @@ func (c *RabbitCluster) cli(n *RabbitNode, tool string, args ...string) string {
 	cmd := exec.CommandContext(ctx, tool, append([]string{"-q", "-n", n.Name}, args...)...)
 	// The CLI finds the node through epmd; its own distribution port is
 	// derived from the node's (RABBITMQ_DIST_PORT + 10000).
-	cmd.Env = append(os.Environ(), "RABBITMQ_DIST_PORT="+strconv.Itoa(n.distPort))
+	// The node runs as this user with its Erlang cookie in <dir>/home
+	// (scripts/rabbit-node): the CLI reads it there, and talks to epmd and
+	// the node on loopback only.
+	cmd.Env = append(os.Environ(), "RABBITMQ_DIST_PORT="+strconv.Itoa(n.distPort),
+		"HOME="+filepath.Join(n.Dir, "home"), "ERL_EPMD_ADDRESS=127.0.0.1",
+		"RABBITMQ_CTL_ERL_ARGS=-kernel inet_dist_use_interface {127,0,0,1}")
+	if _, err := os.Stat("/usr/lib/rabbitmq/bin/" + tool); err == nil {
+		cmd.Path = "/usr/lib/rabbitmq/bin/" + tool // not the Debian wrapper, which switches to user rabbitmq
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		c.t.Fatalf("%s -n %s %s: %v\n%s", tool, n.Name, strings.Join(args, " "), err, out)

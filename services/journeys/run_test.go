@@ -334,7 +334,7 @@ func TestJourneys(t *testing.T) {
 	})
 }
 
-var gaugeRE = regexp.MustCompile(`(?m)^sagittarius_journeys_stuck\{step="([a-z_]+)"\} (\S+)$`)
+var gaugeRE = regexp.MustCompile(`(?m)^sagittarius_journeys_stuck\{(?:service="[^"]*",)?step="([a-z_]+)"(?:,service="[^"]*")?\} (\S+)$`)
 
 // stuckGauge returns the value of sagittarius_journeys_stuck{step} on
 // GET /metrics, or "" when absent.
