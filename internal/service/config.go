@@ -26,6 +26,11 @@ const (
 	// EnvFailedMessagesAllowEdit (1) lets operators edit a failed message's
 	// payload before a retry (internal/failedmsg); off by default.
 	EnvFailedMessagesAllowEdit = "FAILED_MESSAGES_ALLOW_EDIT"
+	// EnvAMQPCAFile and EnvMySQLCAFile name PEM files of the certificate
+	// authorities trusted for the broker's (amqps://) and the database's
+	// (DSN tls=true) certificates; empty: the system's (scripts/up --tls).
+	EnvAMQPCAFile  = "AMQP_CA_FILE"
+	EnvMySQLCAFile = "MYSQL_CA_FILE"
 )
 
 // Defaults of the settings that have one.
@@ -54,6 +59,8 @@ type Config struct {
 	// FailedMessagesAllowEdit (FAILED_MESSAGES_ALLOW_EDIT=1): operators may
 	// replace a failed message's payload before retrying it. Off by default.
 	FailedMessagesAllowEdit bool
+	AMQPCAFile              string // AMQP_CA_FILE: CAs of the broker's certificate (amqps://)
+	MySQLCAFile             string // MYSQL_CA_FILE: CAs of the database's certificate
 
 	infra bool    // the service has a bus and a database: AMQP_URL and MYSQL_DSN are required
 	errs  []error // values ConfigFrom could not parse
@@ -73,6 +80,8 @@ func ConfigFrom(getenv func(string) string, spec Spec) Config {
 		OpenTimeout:             DefaultOpenTimeout,
 		PrintContracts:          getenv(EnvPrintContracts) == "1",
 		FailedMessagesAllowEdit: getenv(EnvFailedMessagesAllowEdit) == "1",
+		AMQPCAFile:              getenv(EnvAMQPCAFile),
+		MySQLCAFile:             getenv(EnvMySQLCAFile),
 		infra:                   spec.Name != "",
 	}
 	if c.HTTPAddr == "" {

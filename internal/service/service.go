@@ -232,7 +232,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	}
 	if spec.Name != "" {
 		openCtx, cancel := context.WithTimeout(ctx, cfg.OpenTimeout)
-		db, err := mysqldb.Open(openCtx, cfg.MySQLDSN)
+		db, err := mysqldb.Open(openCtx, cfg.MySQLDSN, mysqldb.WithCAFile(cfg.MySQLCAFile))
 		cancel()
 		if err != nil {
 			return err
@@ -308,7 +308,7 @@ func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Lo
 
 // openBus creates the bus and the relay on db (nothing connects yet).
 func (p *Process) openBus(db *sqlx.DB, amqpURL string) error {
-	cfg := eventbus.Config{URL: amqpURL, Service: p.spec.Name, QueueType: p.Config.QueueType, Logger: p.Logger}
+	cfg := eventbus.Config{URL: amqpURL, Service: p.spec.Name, QueueType: p.Config.QueueType, Logger: p.Logger, CAFile: p.Config.AMQPCAFile}
 	if p.Telemetry != nil { // nil when printing contracts
 		cfg = p.Telemetry.BusConfig(cfg)
 	}
