@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -60,6 +61,8 @@ func TestRun(t *testing.T) {
 	}))
 	defer up.Close()
 	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": "http://gw.test", "UPSTREAM_CUSTOMERS": up.URL}
+	iss := authtest.NewIssuer(t)
+	env["OIDC_ISSUER"], env["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testinfra.SyncBuffer{}

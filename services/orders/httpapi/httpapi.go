@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -79,21 +80,21 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.index, ID: "getRoot", Summary: "Entry point: links to the orders collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.index, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the orders collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "POST", Path: "/v1/orders", Handler: a.placeOrder, ID: "placeOrder", Summary: "Place an order (event order_placed); status pending",
+		{Method: "POST", Path: "/v1/orders", Handler: a.placeOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "placeOrder", Summary: "Place an order (event order_placed); status pending",
 			Description: "The customer must be known and active, every product known, active and priced (from read models fed by customer and product events).",
 			Params:      placeParams{}, Body: placeRequest{},
 			Responses: []contracts.Response{{Status: http.StatusCreated, Body: orderevents.Order{}, Headers: []string{"Location", "ETag", "Idempotent-Replayed"}}}},
-		{Method: "GET", Path: "/v1/orders", Handler: a.listOrders, ID: "listOrders", Summary: "List orders, newest first, filtered by customer and status",
+		{Method: "GET", Path: "/v1/orders", Handler: a.listOrders, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listOrders", Summary: "List orders, newest first, filtered by customer and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[orderevents.Order]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/orders/{id}", Handler: a.getOrder, ID: "getOrder", Summary: "One order",
+		{Method: "GET", Path: "/v1/orders/{id}", Handler: a.getOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getOrder", Summary: "One order",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/orders/{id}", Handler: a.patchOrder, ID: "cancelOrder", Summary: `Cancel an order: {"status":"cancelled"} (event order_cancelled)`,
+		{Method: "PATCH", Path: "/v1/orders/{id}", Handler: a.patchOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "cancelOrder", Summary: `Cancel an order: {"status":"cancelled"} (event order_cancelled)`,
 			Description: "The only change a client may make; 409 once the order is dispatched, delivered or already cancelled.",
 			Params:      itemParams{}, Body: patchRequest{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -107,13 +108,13 @@ func (a *API) Table() []contracts.Route {
 		Status  string `query:"status" enum:"captured,declined,refunded" description:"only payments in this status"`
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the payments collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the payments collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
-		{Method: "GET", Path: "/v1/payments", Handler: a.listPayments, ID: "listPayments", Summary: "Payments, filtered by order and status",
+		{Method: "GET", Path: "/v1/payments", Handler: a.listPayments, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listPayments", Summary: "Payments, filtered by order and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[paymentevents.Payment]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/payments/{id}", Handler: a.getPayment, ID: "getPayment", Summary: "One payment",
+		{Method: "GET", Path: "/v1/payments/{id}", Handler: a.getPayment, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getPayment", Summary: "One payment",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: paymentevents.Payment{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},

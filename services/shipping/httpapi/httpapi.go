@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -112,17 +113,17 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the shipments collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the shipments collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
-		{Method: "GET", Path: "/v1/shipments", Handler: a.listShipments, ID: "listShipments", Summary: "Shipments, filtered by order and status",
+		{Method: "GET", Path: "/v1/shipments", Handler: a.listShipments, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listShipments", Summary: "Shipments, filtered by order and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[shipmentevents.Shipment]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/shipments/{id}", Handler: a.getShipment, ID: "getShipment", Summary: "One shipment",
+		{Method: "GET", Path: "/v1/shipments/{id}", Handler: a.getShipment, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getShipment", Summary: "One shipment",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: shipmentevents.Shipment{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/shipments/{id}", Handler: a.patchShipment, ID: "updateShipment",
+		{Method: "PATCH", Path: "/v1/shipments/{id}", Handler: a.patchShipment, Auth: auth.AnyOf(auth.RoleStaff), ID: "updateShipment",
 			Summary:     `Dispatch or deliver a shipment: {"status":"dispatched"} then {"status":"delivered"} (events shipment_dispatched, shipment_delivered)`,
 			Description: "409 for a transition the shipment's status does not allow.",
 			Params:      itemParams{}, Body: patchRequest{},
