@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 )
@@ -229,7 +230,10 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 	if err := c.p.DB.Kill(); err != nil {
 		return "", nil, err
 	}
-	probe := &http.Client{Timeout: 5 * time.Second}
+	// With a token (taken before the database went: the identity service
+	// cannot issue one now), so that each API answers what the outage does
+	// to it, not 401.
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &authclient.Transport{Source: c.p.StaffToken}}
 	var (
 		mu       sync.Mutex
 		probes   int

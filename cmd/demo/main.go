@@ -11,8 +11,10 @@
 //	payment-declined  payment_token tok_decline: payment declined, stock released, order cancelled
 //	cancelled-paid    confirmed, then cancelled by the customer: payment refunded, stock released, shipment cancelled
 //
-// Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m]. It exits 1 when
-// a path does not end as expected.
+// Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m] [-secrets
+// .data/secrets]. It acts as staff with the demo client's access token
+// (client credentials; secret from scripts/up). It exits 1 when a path does
+// not end as expected.
 package main
 
 import (
@@ -30,7 +32,21 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 )
+
+// defaultSecrets is SAGITTARIUS_SECRETS, else <SAGITTARIUS_DATA or .data>/secrets.
+func defaultSecrets(getenv func(string) string) string {
+	if s := getenv("SAGITTARIUS_SECRETS"); s != "" {
+		return s
+	}
+	data := getenv("SAGITTARIUS_DATA")
+	if data == "" {
+		data = ".data"
+	}
+	return data + "/secrets"
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,14 +78,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	gateway := fs.String("gateway", defGateway, "gateway root URL (env SAGITTARIUS_GATEWAY)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	poll := fs.Duration("poll", 100*time.Millisecond, "how often to read the orders and their resources")
+	secrets := fs.String("secrets", defaultSecrets(getenv), "folder of the identity secrets written by scripts/up (env SAGITTARIUS_SECRETS)")
+	issuer := fs.String("issuer", getenv("OIDC_ISSUER"), "the OpenID Connect issuer (env OIDC_ISSUER; default <gateway>/identity/oauth)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *issuer == "" {
+		*issuer = strings.TrimSuffix(*gateway, "/") + "/identity/oauth"
+	}
+	// The demo acts as staff: the demo client's token (client credentials).
+	source, err := authclient.DemoSource(*issuer, *secrets)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	d := &demo{
-		client: &Client{HTTP: &http.Client{Timeout: 10 * time.Second}},
+		client: &Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &authclient.Transport{Source: source}}},
 		out:    &Printer{w: stdout},
 		poll:   *poll,
 	}

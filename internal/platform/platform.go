@@ -165,9 +165,10 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if p.bin == "" {
 		p.bin = filepath.Join(cfg.Dir, "bin")
 	}
+	started := p // a failed Start returns a nil p: close what this one started
 	defer func() {
 		if err != nil {
-			_ = p.Close()
+			_ = started.Close()
 		}
 	}()
 	for _, d := range []string{p.bin, p.logs} {

@@ -1,6 +1,8 @@
 // Command gateway runs the API gateway of Sagittarius on :8080: the HAL root
 // linking every service, the developer portal, and a reverse proxy from
-// /<dir>/... to each service. It has no queue and no database.
+// /<dir>/... to each service. It has no queue and no database. Before
+// proxying it enforces the access each operation's OpenAPI manifest declares
+// (package access; OIDC_ISSUER and OIDC_AUDIENCE as for every service).
 //
 // Environment: the service kit's HTTP_ADDR (default 127.0.0.1:8080),
 // PUBLIC_BASE_URL, PPROF_ADDR and SHUTDOWN_GRACE (service.Config), and the
@@ -12,11 +14,13 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
 
 	manifests "github.com/sagittarius-a/sagittarius/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/service"
+	"github.com/sagittarius-a/sagittarius/services/gateway/access"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
 
@@ -35,11 +39,30 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			return nil, err
 		}
 		gw, err := proxy.New(proxy.Config{Base: p.Base, Logger: p.Logger, Docs: docs, Upstreams: upstreams})
-		return gateway{gw}, err
+		if err != nil {
+			return nil, err
+		}
+		g := gateway{Gateway: gw, h: gw}
+		if p.Verifier != nil { // nil only when printing contracts
+			rules, err := access.Rules(manifests.FS)
+			if err != nil {
+				return nil, err
+			}
+			if g.h, err = access.New(rules, p.Verifier, p.Logger, gw); err != nil {
+				return nil, err
+			}
+		}
+		return g, nil
 	})
 }
 
-// gateway serves every request itself (service.API and http.Handler).
-type gateway struct{ *proxy.Gateway }
+// gateway serves every request itself (service.API and http.Handler): the
+// access rules of the embedded manifests (package access), then the proxy.
+type gateway struct {
+	*proxy.Gateway
+	h http.Handler
+}
+
+func (g gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.h.ServeHTTP(w, r) }
 
 func (g gateway) Contract(contracts.Events) contracts.Service { return g.Gateway.Contract() }
