@@ -73,6 +73,7 @@ func startCluster(t *testing.T) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, p: p}
+	staffToken = func() (string, error) { return p.StaffToken(context.Background()) }
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
 	}

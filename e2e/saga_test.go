@@ -50,6 +50,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("scarce stock never oversold", func(t *testing.T) { t.Parallel(); testScarceStock(t, c) })
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
 		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
+		t.Run("identity and access", func(t *testing.T) { t.Parallel(); testAccess(t, c) })
 	})
 	if t.Failed() {
 		return

@@ -19,7 +19,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 )
 
 // Audience is the audience of the issuer's tokens (OIDC_AUDIENCE).
@@ -96,4 +98,21 @@ func (iss *Issuer) Customer(customerID string) string {
 	c := iss.Claims("account-"+customerID, "customer")
 	c["customer_id"] = customerID
 	return iss.Sign(c)
+}
+
+// CustomerHeader is the request header Caller reads: the test's stand-in
+// for a customer's token.
+const CustomerHeader = "X-Test-Customer"
+
+// Caller stands for the service kit's token verification in handler tests
+// that call a router directly: each request acts as the customer its
+// CustomerHeader names, or as staff without it (auth.FromContext).
+func Caller(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := &auth.Principal{Subject: "staff-1", Roles: []auth.Role{auth.RoleStaff}, ExpiresAt: time.Now().Add(time.Hour)}
+		if c := r.Header.Get(CustomerHeader); c != "" {
+			p = &auth.Principal{Subject: "account-" + c, Roles: []auth.Role{auth.RoleCustomer}, CustomerID: c, ExpiresAt: time.Now().Add(time.Hour)}
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	})
 }

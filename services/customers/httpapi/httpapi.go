@@ -191,6 +191,9 @@ func customerID(r *http.Request) (string, error) {
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return "", customer.ErrNotFound
 	}
+	if !auth.Owns(r.Context(), id) {
+		return "", customer.ErrNotFound // another customer's record: as if it did not exist
+	}
 	return id, nil
 }
 

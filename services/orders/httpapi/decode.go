@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -41,8 +42,14 @@ func decodePlace(w http.ResponseWriter, r *http.Request) (order.PlaceInput, erro
 	if err := httpkit.DecodeJSON(w, r, &req); err != nil {
 		return order.PlaceInput{}, err
 	}
+	customerID := req.CustomerID
+	if own, confined := auth.Confined(r.Context()); confined {
+		// A customer orders for themselves: the body's customer_id is never
+		// trusted over the token (staff may place for any customer).
+		customerID = own
+	}
 	in := order.PlaceInput{
-		CustomerID:   req.CustomerID,
+		CustomerID:   customerID,
 		PaymentToken: req.PaymentToken,
 		Lines:        make([]order.LineInput, len(req.Lines)),
 	}

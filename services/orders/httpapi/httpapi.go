@@ -159,6 +159,14 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		// A customer lists only their own orders; asking for another
+		// customer's gives an empty page, as for a customer without orders.
+		if own == "" || (f.CustomerID != "" && f.CustomerID != own) {
+			own = noCustomer
+		}
+		f.CustomerID = own
+	}
 	orders, total, err := a.store.Orders(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
@@ -179,7 +187,7 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := a.store.Order(r.Context(), r.PathValue("id"))
+	o, err := a.owned(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -194,6 +202,10 @@ func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if _, err := a.owned(r); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	o, err := a.store.CancelOrder(r.Context(), r.PathValue("id"), httpkit.IfMatch(r).Allows)
 	if err != nil {
 		a.fail(w, r, err)
@@ -201,6 +213,23 @@ func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	httpkit.SetETag(w, int64(o.Version))
 	hal.Write(w, r, http.StatusOK, a.render.Order(o))
+}
+
+// noCustomer is a customer id no order has (ids hold no NUL).
+const noCustomer = "\x00"
+
+// owned returns the order of the request's {id}, or order.ErrNotFound when
+// the caller may not see it (another customer's order answers exactly as a
+// missing one: 404, nothing revealed).
+func (a *API) owned(r *http.Request) (*order.Order, error) {
+	o, err := a.store.Order(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if !auth.Owns(r.Context(), o.CustomerID) {
+		return nil, order.ErrNotFound
+	}
+	return o, nil
 }
 
 // fail maps err to a problem: the one place where errors become HTTP

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -135,7 +136,7 @@ func newServer(t testing.TB) (*fakeStore, http.Handler) {
 	render := NewRenderer(hal.MustBase(base))
 	store := newFakeStore(render)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := httpkit.Stack(New(store, render, logger).Routes(), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
+	h := httpkit.Stack(authtest.Caller(New(store, render, logger).Routes()), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
 	return store, h
 }
 
@@ -606,5 +607,48 @@ func TestManifestExamplesAreAccepted(t *testing.T) {
 	o := place(t, h)
 	if w := do(t, h, request{method: "PATCH", path: "/v1/orders/" + o.ID, body: example("/v1/orders/{id}", "patch")}); w.Code != 200 {
 		t.Errorf("PATCH with the manifest's example: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestCustomersSeeOnlyTheirOwnOrders: a customer's order is placed for them
+// whatever the body says; another customer reads, cancels or lists it as if
+// it did not exist (404, an empty page); staff see it.
+func TestCustomersSeeOnlyTheirOwnOrders(t *testing.T) {
+	_, h := newServer(t)
+	ann := map[string]string{"X-Test-Customer": "c1"}
+	bob := map[string]string{"X-Test-Customer": "c2"}
+	body := strings.Replace(validBody, `"customer_id":"c1"`, `"customer_id":"c2"`, 1) // claims to be bob
+	res := do(t, h, request{"POST", "/v1/orders", body, ann})
+	if res.Code != http.StatusCreated {
+		t.Fatalf("place: %d %s", res.Code, res.Body)
+	}
+	var o struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"`
+	}
+	json.Unmarshal(res.Body.Bytes(), &o)
+	if o.CustomerID != "c1" {
+		t.Fatalf("the order is for %q, want the token's customer c1", o.CustomerID)
+	}
+	missing := do(t, h, request{"GET", "/v1/orders/no-such-order", "", bob})
+	for _, rq := range []request{
+		{"GET", "/v1/orders/" + o.ID, "", bob},
+		{"PATCH", "/v1/orders/" + o.ID, `{"status":"cancelled"}`, bob},
+	} {
+		got := do(t, h, rq)
+		if got.Code != http.StatusNotFound || got.Body.String() != strings.Replace(missing.Body.String(), "no-such-order", o.ID, 1) {
+			t.Errorf("%s as another customer: %d %s (a missing order: %s)", rq.method, got.Code, got.Body, missing.Body)
+		}
+	}
+	for path, want := range map[string]string{"/v1/orders": `"total":0`, "/v1/orders?customer_id=c1": `"total":0`} {
+		if got := do(t, h, request{"GET", path, "", bob}); got.Code != 200 || !strings.Contains(got.Body.String(), want) {
+			t.Errorf("GET %s as another customer: %d %s", path, got.Code, got.Body)
+		}
+	}
+	if got := do(t, h, request{"GET", "/v1/orders", "", ann}); !strings.Contains(got.Body.String(), `"total":1`) {
+		t.Errorf("own list: %s", got.Body)
+	}
+	if got := do(t, h, request{"GET", "/v1/orders/" + o.ID, "", nil}); got.Code != 200 {
+		t.Errorf("staff: %d", got.Code)
 	}
 }
