@@ -79,7 +79,7 @@ func permanentIfInvalid(err error) error {
 func (h *Handlers) OrderPlaced(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[orderevents.Order]) error {
 	o := ev.Entity
 	order, existing, err := h.store.RecordOrderPlaced(ctx, tx, payment.Order{
-		ID: o.ID, Total: payment.Money{Amount: o.Total.Amount, Currency: o.Total.Currency}, PaymentToken: o.PaymentToken,
+		ID: o.ID, CustomerID: o.CustomerID, Total: payment.Money{Amount: o.Total.Amount, Currency: o.Total.Currency}, PaymentToken: o.PaymentToken,
 	})
 	if err != nil {
 		return permanentIfInvalid(err)

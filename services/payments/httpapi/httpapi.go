@@ -29,6 +29,8 @@ import (
 type Store interface {
 	Payment(ctx context.Context, id string) (payment.Payment, error)
 	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
+	// CustomerOf returns the customer of an order ("" when unknown).
+	CustomerOf(ctx context.Context, orderID string) (string, error)
 }
 
 // Renderer renders payments as REST models with absolute links through the gateway; the same
@@ -145,6 +147,13 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		f.Customer = &own // a customer lists only the payments of their own orders
+		if own == "" {
+			none := "\x00"
+			f.Customer = &none
+		}
+	}
 	ps, total, err := a.store.Payments(r.Context(), f, p.Size, p.Offset())
 	if err != nil {
 		a.fail(w, r, err)
@@ -165,6 +174,15 @@ func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := a.store.Payment(r.Context(), id)
+	if err == nil {
+		if _, confined := auth.Confined(r.Context()); confined {
+			// Another customer's payment answers as a missing one.
+			var owner string
+			if owner, err = a.store.CustomerOf(r.Context(), p.OrderID); err == nil && !auth.Owns(r.Context(), owner) {
+				err = payment.ErrNotFound
+			}
+		}
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

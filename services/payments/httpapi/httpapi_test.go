@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/services/payments/payment"
@@ -49,12 +50,49 @@ func (f *fakeStore) Payments(_ context.Context, flt payment.Filter, limit, offse
 	return []payment.Payment{f.refunded()}, 41, nil
 }
 
-func serve(store Store, method, target string) *httptest.ResponseRecorder {
+// CustomerOf: order o1 is customer c1's.
+func (f *fakeStore) CustomerOf(_ context.Context, orderID string) (string, error) {
+	if orderID == "o1" {
+		return "c1", nil
+	}
+	return "", nil
+}
+
+// serve sends one request as staff, or as the customer of header
+// authtest.CustomerHeader.
+func serve(store Store, method, target string, header ...string) *httptest.ResponseRecorder {
 	logger := slog.New(slog.DiscardHandler)
-	h := httpkit.Stack(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes(), httpkit.Options{Logger: logger})
+	h := httpkit.Stack(authtest.Caller(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes()), httpkit.Options{Logger: logger})
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	req := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// TestCustomersSeeOnlyTheirOwnPayments: a customer reads the payment of
+// their own order; another customer gets the 404 of a missing payment, and
+// lists only the payments of their own orders.
+func TestCustomersSeeOnlyTheirOwnPayments(t *testing.T) {
+	store := &fakeStore{}
+	if rec := serve(store, "GET", "/v1/payments/pay-1", authtest.CustomerHeader, "c1"); rec.Code != 200 {
+		t.Fatalf("own payment: %d %s", rec.Code, rec.Body)
+	}
+	missing := serve(store, "GET", "/v1/payments/nope", authtest.CustomerHeader, "c2").Body.String()
+	if rec := serve(store, "GET", "/v1/payments/pay-1", authtest.CustomerHeader, "c2"); rec.Code != 404 ||
+		rec.Body.String() != strings.Replace(missing, "nope", "pay-1", 1) {
+		t.Fatalf("another customer's payment: %d %s (missing: %s)", rec.Code, rec.Body, missing)
+	}
+	serve(store, "GET", "/v1/payments?order_id=o1", authtest.CustomerHeader, "c2")
+	if c := store.lastFilter.Customer; c == nil || *c != "c2" {
+		t.Fatalf("a customer's list is not confined to their orders: %+v", store.lastFilter)
+	}
+	serve(store, "GET", "/v1/payments", "")
+	if store.lastFilter.Customer != nil {
+		t.Fatalf("staff's list is confined: %+v", store.lastFilter)
+	}
 }
 
 func TestRoutes(t *testing.T) {

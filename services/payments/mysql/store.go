@@ -90,17 +90,18 @@ func (s *Store) RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Or
 		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(o.ID, 120), payment.ErrInvalid)
 	}
 	now := s.now()
-	placed := payment.Order{ID: o.ID, Total: payment.Money{Amount: o.Total.Amount, Currency: truncate(o.Total.Currency, 16)},
+	placed := payment.Order{ID: o.ID, CustomerID: truncate(o.CustomerID, 100), Total: payment.Money{Amount: o.Total.Amount, Currency: truncate(o.Total.Currency, 16)},
 		PaymentToken: truncate(o.PaymentToken, 255), Placed: true}
-	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, total_amount, currency, payment_token, placed_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, customer_id, total_amount, currency, payment_token, placed_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE
+			customer_id = IF(placed_at IS NULL, VALUES(customer_id), customer_id),
 			total_amount = IF(placed_at IS NULL, VALUES(total_amount), total_amount),
 			currency = IF(placed_at IS NULL, VALUES(currency), currency),
 			payment_token = IF(placed_at IS NULL, VALUES(payment_token), payment_token),
 			updated_at = IF(placed_at IS NULL, VALUES(updated_at), updated_at),
 			placed_at = IFNULL(placed_at, VALUES(placed_at))`,
-		placed.ID, placed.Total.Amount, placed.Total.Currency, placed.PaymentToken, now, now)
+		placed.ID, placed.CustomerID, placed.Total.Amount, placed.Total.Currency, placed.PaymentToken, now, now)
 	if err != nil {
 		return payment.Order{}, nil, fmt.Errorf("record order %s placed: %w", o.ID, err)
 	}
@@ -303,6 +304,17 @@ func (s *Store) Payment(ctx context.Context, id string) (payment.Payment, error)
 	return s.get(ctx, s.db, `id = ?`, id)
 }
 
+// CustomerOf returns the customer who placed the order orderID, "" when
+// payments has not seen order_placed.
+func (s *Store) CustomerOf(ctx context.Context, orderID string) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, `SELECT customer_id FROM orders WHERE order_id = ?`, orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
 // Payments returns the payments matching f, newest first, limit items from offset, and the number of
 // all matching ones.
 func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
@@ -313,6 +325,9 @@ func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset in
 	}
 	if f.Status != "" {
 		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
+	}
+	if f.Customer != nil {
+		conds, args = append(conds, `order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`), append(args, *f.Customer)
 	}
 	where := ""
 	if len(conds) > 0 {

@@ -33,6 +33,8 @@ type Store interface {
 	Shipment(ctx context.Context, id string) (shipment.Shipment, error)
 	Shipments(ctx context.Context, f shipment.Filter, limit, offset int) ([]shipment.Shipment, int, error)
 	UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error)
+	// CustomerOf returns the customer of an order ("" when unknown).
+	CustomerOf(ctx context.Context, orderID string) (string, error)
 }
 
 // Renderer renders shipments as REST models with absolute links through the gateway; the same
@@ -156,6 +158,12 @@ func (a *API) listShipments(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		if own == "" {
+			own = "\x00"
+		}
+		f.Customer = &own // a customer lists only the shipments of their own orders
+	}
 	ss, total, err := a.store.Shipments(r.Context(), f, p.Size, p.Offset())
 	if err != nil {
 		a.fail(w, r, err)
@@ -176,6 +184,15 @@ func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.store.Shipment(r.Context(), id)
+	if err == nil {
+		if _, confined := auth.Confined(r.Context()); confined {
+			// Another customer's shipment answers as a missing one.
+			var owner string
+			if owner, err = a.store.CustomerOf(r.Context(), s.OrderID); err == nil && !auth.Owns(r.Context(), owner) {
+				err = shipment.ErrNotFound
+			}
+		}
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
