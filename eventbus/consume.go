@@ -112,6 +112,7 @@ func (b *Bus) dispatch(ctx context.Context, handlers map[string]*handler, d amqp
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))
+		hctx = WithActor(hctx, headerString(d.Headers, HeaderActorSubject), headerString(d.Headers, HeaderActorRole))
 		err = safeCall(hctx, h.fn, incoming{env: env, d: &d, attempt: attempt})
 	}
 	if err == nil {

@@ -389,11 +389,33 @@ func (p *Process) guard(table []contracts.Route) []contracts.Route {
 	out := make([]contracts.Route, len(table))
 	for i, r := range table {
 		if r.Handler != nil && r.Auth != nil {
-			r.Handler = p.Verifier.Guard(*r.Auth, p.Logger, r.Handler).ServeHTTP
+			r.Handler = p.Verifier.Guard(*r.Auth, p.Logger, withActor(r.Handler)).ServeHTTP
 		}
 		out[i] = r
 	}
 	return out
+}
+
+// withActor puts the verified caller into the context for the events the
+// request causes (eventbus.WithActor: headers actor_subject, actor_role).
+func withActor(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pr, ok := auth.FromContext(r.Context()); ok {
+			r = r.WithContext(eventbus.WithActor(r.Context(), pr.Subject, string(actingRole(pr))))
+		}
+		next(w, r)
+	})
+}
+
+// actingRole is the role a principal acts in: operator, then staff, then
+// customer; "" without a platform role.
+func actingRole(p *auth.Principal) auth.Role {
+	for _, r := range []auth.Role{auth.RoleOperator, auth.RoleStaff, auth.RoleCustomer} {
+		if p.HasRole(r) {
+			return r
+		}
+	}
+	return ""
 }
 
 // neverDB returns a database handle that never connects (until used, which

@@ -131,6 +131,9 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 		if cid, _ := d.Headers["correlation_id"].(string); cid != "req-run-test" {
 			t.Fatalf("correlation_id %v, want the request id", d.Headers["correlation_id"])
 		}
+		if sub, _ := d.Headers["actor_subject"].(string); sub != "staff-1" || d.Headers["actor_role"] != "staff" {
+			t.Fatalf("actor %v %v, want the token's subject staff-1 and role staff", d.Headers["actor_subject"], d.Headers["actor_role"])
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no product_added within 20s\n%s", out)
 	}
