@@ -3,12 +3,17 @@ package e2e
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
+	"github.com/sagittarius-a/sagittarius/internal/platform"
 )
 
 // direct GETs url without a token, with header, bypassing httpClient.
@@ -28,6 +33,16 @@ func direct(t *testing.T, url string, header map[string]string) response {
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// ordersOf counts the orders of a customer, as staff.
+func ordersOf(t *testing.T, c *Cluster, customerID string) int {
+	t.Helper()
+	var col struct {
+		Total int `json:"total"`
+	}
+	get(t, c.Gateway+"/orders/v1/orders?size=1&customer_id="+customerID, &col)
+	return col.Total
 }
 
 // testAccess checks identity and access on the running platform: anonymous
@@ -82,6 +97,22 @@ func testAccess(t *testing.T, c *Cluster) {
 		}
 	}
 
+	// A token of another issuer's key, naming this platform's issuer and
+	// audience, valid in time: refused, and nothing is created.
+	foreign := authtest.NewIssuer(t)
+	claims := foreign.Claims("intruder", "staff")
+	claims["iss"] = c.p.Issuer()
+	forgedTok := foreign.Sign(claims)
+	victim := newCustomer(t, c)
+	product := newProduct(t, c, 500, 5)
+	for _, hdr := range []map[string]string{none, {"Authorization": "Bearer " + forgedTok}} {
+		r := call(t, "POST", c.Gateway+"/orders/v1/orders", orderBody(victim.ID, "tok_visa", line(product.ID, 1)), hdr)
+		problem401("POST an order with "+hdr["Authorization"], r)
+	}
+	if n := ordersOf(t, c, victim.ID); n != 0 {
+		t.Errorf("refused requests placed %d orders", n)
+	}
+
 	// A customer signs up: the customer record follows; their token cannot do staff work.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -94,6 +125,20 @@ func testAccess(t *testing.T, c *Cluster) {
 		r := call(t, "GET", c.Gateway+"/customers/v1/customers/"+cust.CustomerID, nil, nil)
 		return r.Status == http.StatusOK && strings.Contains(string(r.Body), email), strconv.Itoa(r.Status) + " " + string(r.Body)
 	})
+	// A burst of wrong passwords is throttled (429), then refused even with
+	// the right one until the window passes.
+	var throttled bool
+	for range 12 {
+		if _, err := c.p.AuthClient().SignIn(ctx, platform.CLIClientID, email, "not the password"); errors.Is(err, authclient.ErrThrottled) {
+			throttled = true
+			break
+		} else if !errors.Is(err, authclient.ErrBadCredentials) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	}
+	if !throttled {
+		t.Error("12 wrong passwords in a row were not throttled")
+	}
 	r := call(t, "POST", c.Gateway+"/catalog/v1/products", map[string]any{"sku": "x-" + randomID(), "name": "X",
 		"price": map[string]any{"amount": 100, "currency": "EUR"}}, map[string]string{"Authorization": "Bearer " + cust.Token})
 	if r.Status != http.StatusForbidden || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
