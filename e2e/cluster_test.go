@@ -74,6 +74,7 @@ func startCluster(t *testing.T) *Cluster {
 	}
 	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, p: p}
 	staffToken = func() (string, error) { return p.StaffToken(context.Background()) }
+	gatewayURL = p.Gateway
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
 	}

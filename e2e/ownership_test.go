@@ -58,22 +58,32 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 		return r.Status == http.StatusCreated, fmt.Sprintf("%d %s", r.Status, r.Body)
 	})
 	o = waitOrder(t, o, "confirmed with a shipment", func(o orderevents.Order) bool { return o.Status == "confirmed" && o.ShipmentID != "" })
+	// The raw payment token stays in payments: no read shows it.
+	for _, u := range []string{o.Links.Href("self"), c.Gateway + "/payments/v1/payment-methods/" + paymentMethod(ann.CustomerID, "tok_visa"),
+		c.Gateway + "/payments/v1/payments/" + o.PaymentID} {
+		if r := mustCall(t, http.StatusOK, "GET", u, nil, asAnn); strings.Contains(string(r.Body), "tok_visa") {
+			t.Errorf("GET %s shows the payment token: %s", u, r.Body)
+		}
+	}
 	if o.CustomerID != ann.CustomerID {
 		t.Fatalf("Ann's order is for %q", o.CustomerID)
 	}
 
 	cases := map[string]secondCustomerCase{
-		"GET /orders/v1/orders":              {},
-		"POST /orders/v1/orders":             {body: orderBody(ann.CustomerID, "tok_visa", line(p.ID, 1))},
-		"GET /orders/v1/orders/{id}":         {params: map[string]string{"id": o.ID}},
-		"PATCH /orders/v1/orders/{id}":       {params: map[string]string{"id": o.ID}, body: map[string]any{"status": "cancelled"}},
-		"GET /payments/v1/payments":          {},
-		"GET /payments/v1/payments/{id}":     {params: map[string]string{"id": o.PaymentID}},
-		"GET /shipping/v1/shipments":         {},
-		"GET /shipping/v1/shipments/{id}":    {params: map[string]string{"id": o.ShipmentID}},
-		"GET /customers/v1/customers/{id}":   {params: map[string]string{"id": ann.CustomerID}},
-		"PATCH /customers/v1/customers/{id}": {params: map[string]string{"id": ann.CustomerID}, body: map[string]any{"name": "Mallory"}},
-		"GET /identity/v1/accounts/{id}":     {params: map[string]string{"id": ann.AccountID}},
+		"GET /orders/v1/orders":                 {},
+		"POST /orders/v1/orders":                {body: orderBody(ann.CustomerID, "tok_visa", line(p.ID, 1))},
+		"GET /orders/v1/orders/{id}":            {params: map[string]string{"id": o.ID}},
+		"PATCH /orders/v1/orders/{id}":          {params: map[string]string{"id": o.ID}, body: map[string]any{"status": "cancelled"}},
+		"GET /payments/v1/payments":             {},
+		"GET /payments/v1/payments/{id}":        {params: map[string]string{"id": o.PaymentID}},
+		"GET /shipping/v1/shipments":            {},
+		"GET /shipping/v1/shipments/{id}":       {params: map[string]string{"id": o.ShipmentID}},
+		"GET /customers/v1/customers/{id}":      {params: map[string]string{"id": ann.CustomerID}},
+		"PATCH /customers/v1/customers/{id}":    {params: map[string]string{"id": ann.CustomerID}, body: map[string]any{"name": "Mallory"}},
+		"GET /identity/v1/accounts/{id}":        {params: map[string]string{"id": ann.AccountID}},
+		"GET /payments/v1/payment-methods":      {},
+		"POST /payments/v1/payment-methods":     {body: map[string]any{"token": "tok_bob", "customer_id": ann.CustomerID}},
+		"GET /payments/v1/payment-methods/{id}": {params: map[string]string{"id": paymentMethod(ann.CustomerID, "tok_visa")}},
 	}
 	// Values for the path parameters of operations customers may not call.
 	staffParams := map[string]string{"id": o.ID, "product_id": p.ID, "order_id": o.ID}
@@ -82,7 +92,7 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	annIDs := []string{o.ID, o.PaymentID, o.ShipmentID, ann.CustomerID, ann.AccountID}
+	annIDs := []string{o.ID, o.PaymentID, o.ShipmentID, ann.CustomerID, ann.AccountID, paymentMethod(ann.CustomerID, "tok_visa")}
 	tried := 0
 	for _, rule := range rules {
 		if rule.Req.Anonymous {
@@ -129,7 +139,7 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 					got.decode(t, &placed)
 				}
 				if got.Status != http.StatusCreated || placed.CustomerID != bob.CustomerID {
-					t.Errorf("%s for Ann as Bob: %d %s, want an order of Bob's", rule.Pattern, got.Status, got.Body)
+					t.Errorf("%s for Ann as Bob: %d %s, want a resource of Bob's", rule.Pattern, got.Status, got.Body)
 				}
 				continue
 			}

@@ -267,7 +267,7 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 		}
 	}
 	order := []byte(`{"customer_id":"` + c.shop.cat.customers[0] + `","lines":[{"product_id":"` + c.shop.cat.plenty[0] +
-		`","quantity":1}],"payment_token":"tok_visa","shipping_address":{"name":"Probe","line1":"1 Down Street","postal_code":"10115","city":"Berlin","country":"DE"}}`)
+		`","quantity":1}],"payment_method_id":"pm-probe","shipping_address":{"name":"Probe","line1":"1 Down Street","postal_code":"10115","city":"Berlin","country":"DE"}}`)
 	for time.Since(t) < c.o.dbDown {
 		var wg sync.WaitGroup
 		for _, svc := range c.p.Services() {

@@ -8,7 +8,7 @@
 //
 //	shipped           enough stock, card accepted: confirmed, then the demo dispatches and delivers the shipment
 //	out-of-stock      more than the stock: reservation rejected, order cancelled (out_of_stock)
-//	payment-declined  payment_token tok_decline: payment declined, stock released, order cancelled
+//	payment-declined  a payment method with token tok_decline: payment declined, stock released, order cancelled
 //	cancelled-paid    confirmed, then cancelled by the customer: payment refunded, stock released, shipment cancelled
 //
 // Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m] [-secrets
@@ -62,10 +62,11 @@ type demo struct {
 	client   *Client
 	out      *Printer
 	poll     time.Duration
-	orders   string // the orders collection
-	customer string // the customer's id
-	mug      string // a product with plenty of stock
-	lamp     string // a product with one unit in stock
+	orders   string            // the orders collection
+	customer string            // the customer's id
+	methods  map[string]string // the customer's payment methods, by token
+	mug      string            // a product with plenty of stock
+	lamp     string            // a product with one unit in stock
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -184,6 +185,26 @@ func (d *demo) setup(ctx context.Context, gateway string) error {
 	d.customer = cust.String("id")
 	d.out.Printf("setup", "customer registered    %s", cust.Href)
 
+	// The customer's payment methods: the token stays with payments, orders
+	// name the method.
+	payments, err := d.follow(ctx, root, "payments")
+	if err != nil {
+		return err
+	}
+	methods, err := payments.Link("payment-methods")
+	if err != nil {
+		return err
+	}
+	d.methods = map[string]string{}
+	for _, token := range []string{"tok_visa", "tok_decline"} {
+		m, err := d.client.Post(ctx, methods, map[string]any{"token": token, "customer_id": d.customer}, nil)
+		if err != nil {
+			return err
+		}
+		d.methods[token] = m.String("id")
+		d.out.Printf("setup", "payment method         %s (%s)", m.Href, token)
+	}
+
 	catalog, err := d.follow(ctx, root, "catalog")
 	if err != nil {
 		return err
@@ -242,9 +263,9 @@ func (d *demo) setup(ctx context.Context, gateway string) error {
 // orders).
 func (d *demo) place(ctx context.Context, label, product string, quantity int, token string) (*Journey, error) {
 	body := map[string]any{
-		"customer_id":   d.customer,
-		"lines":         []map[string]any{{"product_id": product, "quantity": quantity}},
-		"payment_token": token,
+		"customer_id":       d.customer,
+		"lines":             []map[string]any{{"product_id": product, "quantity": quantity}},
+		"payment_method_id": d.methods[token],
 		"shipping_address": map[string]any{
 			"name": "Demo Customer", "line1": "1 Galactic Centre Way", "postal_code": "08001", "city": "Barcelona", "country": "ES",
 		},

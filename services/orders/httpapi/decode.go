@@ -16,7 +16,7 @@ import (
 type placeRequest struct {
 	CustomerID      string          `json:"customer_id"`
 	Lines           []lineRequest   `json:"lines"`
-	PaymentToken    string          `json:"payment_token"`
+	PaymentMethodID string          `json:"payment_method_id"`
 	ShippingAddress *addressRequest `json:"shipping_address"`
 }
 
@@ -49,9 +49,9 @@ func decodePlace(w http.ResponseWriter, r *http.Request) (order.PlaceInput, erro
 		customerID = own
 	}
 	in := order.PlaceInput{
-		CustomerID:   customerID,
-		PaymentToken: req.PaymentToken,
-		Lines:        make([]order.LineInput, len(req.Lines)),
+		CustomerID:      customerID,
+		PaymentMethodID: req.PaymentMethodID,
+		Lines:           make([]order.LineInput, len(req.Lines)),
 	}
 	for i, l := range req.Lines {
 		in.Lines[i] = order.LineInput{ProductID: l.ProductID, Quantity: l.Quantity}

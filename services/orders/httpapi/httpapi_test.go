@@ -141,7 +141,7 @@ func newServer(t testing.TB) (*fakeStore, http.Handler) {
 }
 
 const validBody = `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":2},{"product_id":"p2","quantity":1}],
-	"payment_token":"tok_visa","shipping_address":{"name":"Ada","line1":"1 Main St","postal_code":"10115","city":"Berlin","country":"DE"}}`
+	"payment_method_id":"tok_visa","shipping_address":{"name":"Ada","line1":"1 Main St","postal_code":"10115","city":"Berlin","country":"DE"}}`
 
 type request struct {
 	method, path, body string
@@ -196,7 +196,7 @@ func TestPlaceOrderRequests(t *testing.T) {
 		{name: "quantity is a string", rq: request{body: `{"lines":[{"product_id":"p1","quantity":"2"}]}`}, status: 422, field: "/lines/quantity"},
 		{name: "quantity is fractional", rq: request{body: `{"lines":[{"product_id":"p1","quantity":1.5}]}`}, status: 422},
 		{name: "quantity overflows", rq: request{body: `{"lines":[{"product_id":"p1","quantity":1e40}]}`}, status: 422},
-		{name: "no address", rq: request{body: `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":1}],"payment_token":"t"}`}, status: 422, field: "/shipping_address/line1"},
+		{name: "no address", rq: request{body: `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":1}],"payment_method_id":"t"}`}, status: 422, field: "/shipping_address/line1"},
 		{name: "quantity zero", rq: request{body: strings.Replace(validBody, `"quantity":2`, `"quantity":0`, 1)}, status: 422, field: "/lines/0/quantity"},
 		{name: "quantity 1001", rq: request{body: strings.Replace(validBody, `"quantity":2`, `"quantity":1001`, 1)}, status: 422, field: "/lines/0/quantity"},
 		{name: "unknown customer", rq: request{body: strings.Replace(validBody, `"c1"`, `"c9"`, 1)}, status: 422, field: "/customer_id"},

@@ -3,6 +3,8 @@
 //	GET /v1                                          entry point
 //	GET /v1/payments?order_id=&status=&page=&size=   payments, newest first
 //	GET /v1/payments/{id}                            one payment (ETag from its version)
+//	POST /v1/payment-methods {"token"}               register a payment method (the token never leaves payments)
+//	GET /v1/payment-methods/{id}                     one payment method, without its token
 //
 // Payments are created by events, never through the API. A refund shows on the payment: status
 // "refunded", refunded_at and refund_reference. Every answer is application/hal+json, every error
@@ -31,6 +33,9 @@ type Store interface {
 	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
 	// CustomerOf returns the customer of an order ("" when unknown).
 	CustomerOf(ctx context.Context, orderID string) (string, error)
+	AddMethod(ctx context.Context, m payment.Method) error
+	Method(ctx context.Context, id string) (payment.Method, error)
+	Methods(ctx context.Context, customer *string, limit, offset int) ([]payment.Method, int, error)
 }
 
 // Renderer renders payments as REST models with absolute links through the gateway; the same
@@ -39,11 +44,12 @@ type Renderer struct {
 	api       hal.Base // <public>/payments/v1
 	orders    hal.Base // <public>/orders/v1
 	inventory hal.Base // <public>/inventory/v1
+	customers hal.Base // <public>/customers/v1
 }
 
 // NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
 func NewRenderer(public hal.Base) Renderer {
-	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
+	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1"), customers: public.Join("customers", "v1")}
 }
 
 // Payment renders a payment. Links: self, order, reservation (inventory).
@@ -65,7 +71,7 @@ func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts"`
+	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,payment-methods,contracts"`
 }
 
 func (rs Renderer) root() Root {
@@ -74,6 +80,7 @@ func (rs Renderer) root() Root {
 		"payments":             hal.To(rs.api.Href("payments")),
 		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
 		"find-payments":        hal.One(hal.Find(rs.api.Href("payments"), "order_id", "status", "page", "size")),
+		"payment-methods":      hal.To(rs.api.Href("payment-methods")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 	}}
 }
@@ -120,6 +127,21 @@ func (a *API) Table() []contracts.Route {
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: paymentevents.Payment{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
+		{Method: "POST", Path: "/v1/payment-methods", Handler: a.addMethod, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "addPaymentMethod",
+			Summary:     "Register a payment method; orders refer to it by id (payment_method_id)",
+			Description: "The token stays in payments: no answer shows it, and order_placed carries only the method's id. A customer registers methods for themselves (customer_id from their token); staff name the customer.",
+			Body:        methodRequest{},
+			Responses:   []contracts.Response{{Status: http.StatusCreated, Body: PaymentMethod{}, Headers: []string{"Location"}}}},
+		{Method: "GET", Path: "/v1/payment-methods", Handler: a.listMethods, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listPaymentMethods",
+			Summary:   "Payment methods, newest first (a customer's own; staff see all), without their tokens",
+			Params:    contracts.PageParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[PaymentMethod]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/payment-methods/{id}", Handler: a.getMethod, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getPaymentMethod",
+			Summary:   "One payment method (without its token)",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: PaymentMethod{}}},
+			Errors:    []int{http.StatusNotFound}},
 	}
 }
 
@@ -127,7 +149,7 @@ func (a *API) Table() []contracts.Route {
 // table and the event types registered on events (the bus).
 func (a *API) Contract(events contracts.Events) contracts.Service {
 	return contracts.Service{Dir: "payments", Name: paymentevents.Service, Title: "Payments (finance.payments)",
-		Description: "Charges an order once its stock is reserved, through a simulated provider (payment_token tok_decline is always declined), and refunds a captured payment exactly once when the order is cancelled.",
+		Description: "Charges an order once its stock is reserved, through a simulated provider (a payment method with token tok_decline is always declined), and refunds a captured payment exactly once when the order is cancelled.",
 		Routes:      a.Table(), Events: events}
 }
 
@@ -231,10 +253,10 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 	switch {
 	case errors.Is(err, payment.ErrNotFound):
 		return problem.NotFound("no such payment")
+	case errors.Is(err, errMethodNotFound):
+		return problem.NotFound("no such payment method")
 	case errors.Is(err, payment.ErrInvalid):
-		p := problem.Validation()
-		p.Detail = err.Error()
-		return p
+		return fieldError(err)
 	}
 	return httpkit.ErrorProblem(a.logger, r, err)
 }

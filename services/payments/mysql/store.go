@@ -304,6 +304,75 @@ func (s *Store) Payment(ctx context.Context, id string) (payment.Payment, error)
 	return s.get(ctx, s.db, `id = ?`, id)
 }
 
+// AddMethod stores a payment method.
+func (s *Store) AddMethod(ctx context.Context, m payment.Method) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO payment_methods (id, customer_id, token, created_at) VALUES (?, ?, ?, ?)`,
+		m.ID, m.CustomerID, m.Token, m.CreatedAt); err != nil {
+		return fmt.Errorf("add payment method: %w", err)
+	}
+	return nil
+}
+
+type methodRow struct {
+	ID         string    `db:"id"`
+	CustomerID string    `db:"customer_id"`
+	Token      string    `db:"token"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// Method returns the payment method id, or payment.ErrNotFound.
+func (s *Store) Method(ctx context.Context, id string) (payment.Method, error) {
+	m, err := s.method(ctx, s.db, id)
+	if err != nil {
+		return payment.Method{}, err
+	}
+	if m == nil {
+		return payment.Method{}, payment.ErrNotFound
+	}
+	return *m, nil
+}
+
+// Methods returns the payment methods, newest first, of customer when it is
+// not nil (else every customer's), limit items from offset, and the number of
+// all matching ones.
+func (s *Store) Methods(ctx context.Context, customer *string, limit, offset int) ([]payment.Method, int, error) {
+	where, args := "", []any{}
+	if customer != nil {
+		where, args = ` WHERE customer_id = ?`, append(args, *customer)
+	}
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT COUNT(*) FROM payment_methods`+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("payment methods: %w", err)
+	}
+	var rows []methodRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT id, customer_id, token, created_at FROM payment_methods`+where+
+		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+		return nil, 0, fmt.Errorf("payment methods: %w", err)
+	}
+	out := make([]payment.Method, len(rows))
+	for i, r := range rows {
+		out[i] = payment.Method{ID: r.ID, CustomerID: r.CustomerID, Token: r.Token, CreatedAt: r.CreatedAt.UTC()}
+	}
+	return out, total, nil
+}
+
+// MethodTx returns the payment method id read in tx, or nil when there is none.
+func (s *Store) MethodTx(ctx context.Context, tx *sqlx.Tx, id string) (*payment.Method, error) {
+	return s.method(ctx, tx, id)
+}
+
+func (s *Store) method(ctx context.Context, q sqlx.QueryerContext, id string) (*payment.Method, error) {
+	var r methodRow
+	err := sqlx.GetContext(ctx, q, &r, `SELECT id, customer_id, token, created_at FROM payment_methods WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payment method: %w", err)
+	}
+	return &payment.Method{ID: r.ID, CustomerID: r.CustomerID, Token: r.Token, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
 // CustomerOf returns the customer who placed the order orderID, "" when
 // payments has not seen order_placed.
 func (s *Store) CustomerOf(ctx context.Context, orderID string) (string, error) {
