@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/authclient"
 	"github.com/sagittarius-a/sagittarius/internal/platform"
+	"github.com/sagittarius-a/sagittarius/services/identity/idp"
 )
 
 // direct GETs url without a token, with header, bypassing httpClient.
@@ -143,5 +146,76 @@ func testAccess(t *testing.T, c *Cluster) {
 		"price": map[string]any{"amount": 100, "currency": "EUR"}}, map[string]string{"Authorization": "Bearer " + cust.Token})
 	if r.Status != http.StatusForbidden || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Errorf("a customer adds a product: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+	}
+}
+
+// testRealKeyWrongClaims signs tokens with the platform's own signing key
+// (read from the identity database and unsealed with the key-encryption
+// secret, as only someone holding both could) whose claims are wrong:
+// expired, not yet valid, for another audience, from another issuer. Each is
+// refused with 401 invalid_token at the gateway and at the service's own
+// port, while the same key with right claims is accepted, so the claims are
+// what is refused.
+func testRealKeyWrongClaims(t *testing.T, c *Cluster) {
+	db, err := c.p.ServiceDB("identity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row struct {
+		ID  string `db:"id"`
+		DER []byte `db:"private_der"`
+	}
+	if err := db.Get(&row, `SELECT id, private_der FROM oauth_signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1`); err != nil {
+		t.Fatal(err)
+	}
+	secret, err := c.p.Secret("identity-key-encryption.secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := idp.OpenSigningKey(secret, row.ID, row.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	sign := func(edit func(jwt.MapClaims)) string {
+		claims := jwt.MapClaims{"iss": c.p.Issuer(), "aud": []string{"sagittarius"}, "sub": "attacker", "client_id": "attacker",
+			"roles": []string{"staff"}, "exp": now.Add(10 * time.Minute).Unix(), "iat": now.Add(-time.Second).Unix(), "nbf": now.Add(-time.Second).Unix()}
+		edit(claims)
+		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+		tok.Header["kid"] = row.ID
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	own := "http://127.0.0.1:" + strconv.Itoa(c.p.Service("orders").Port) + "/v1/orders"
+	get := func(url, tok string) response {
+		return direct(t, url, map[string]string{"Authorization": "Bearer " + tok})
+	}
+	good := sign(func(jwt.MapClaims) {})
+	for _, u := range []string{c.Gateway + "/orders/v1/orders", own} {
+		if r := get(u, good); r.Status != http.StatusOK {
+			t.Fatalf("the real key with right claims at %s: %d %s", u, r.Status, r.Body)
+		}
+	}
+	for name, edit := range map[string]func(jwt.MapClaims){
+		"expired": func(c jwt.MapClaims) {
+			c["exp"] = now.Add(-10 * time.Minute).Unix()
+			c["iat"] = now.Add(-20 * time.Minute).Unix()
+		},
+		"not yet valid":    func(c jwt.MapClaims) { c["nbf"] = now.Add(10 * time.Minute).Unix() },
+		"another audience": func(c jwt.MapClaims) { c["aud"] = []string{"another-api"} },
+		"another issuer":   func(c jwt.MapClaims) { c["iss"] = "https://issuer.example/oauth" },
+		"no expiry":        func(c jwt.MapClaims) { delete(c, "exp") },
+	} {
+		tok := sign(edit)
+		for _, u := range []string{c.Gateway + "/orders/v1/orders", own} {
+			r := get(u, tok)
+			if r.Status != http.StatusUnauthorized || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="invalid_token"`) ||
+				r.Header.Get("Content-Type") != "application/problem+json" {
+				t.Errorf("%s token at %s: %d %q %s", name, u, r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
+			}
+		}
 	}
 }

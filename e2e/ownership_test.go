@@ -69,9 +69,13 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 		t.Fatalf("Ann's order is for %q", o.CustomerID)
 	}
 
+	// Bob places an order naming Ann as the customer (with his own payment
+	// method: a method of Ann's would put her method's id into his order).
+	bobForAnn := orderBody(ann.CustomerID, "tok_visa", line(p.ID, 1))
+	bobForAnn["payment_method_id"] = paymentMethod(bob.CustomerID, "tok_visa")
 	cases := map[string]secondCustomerCase{
 		"GET /orders/v1/orders":                 {},
-		"POST /orders/v1/orders":                {body: orderBody(ann.CustomerID, "tok_visa", line(p.ID, 1))},
+		"POST /orders/v1/orders":                {body: bobForAnn},
 		"GET /orders/v1/orders/{id}":            {params: map[string]string{"id": o.ID}},
 		"PATCH /orders/v1/orders/{id}":          {params: map[string]string{"id": o.ID}, body: map[string]any{"status": "cancelled"}},
 		"GET /payments/v1/payments":             {},
