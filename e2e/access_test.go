@@ -116,6 +116,19 @@ func testAccess(t *testing.T, c *Cluster) {
 		t.Errorf("refused requests placed %d orders", n)
 	}
 
+	// The provisioned operator signs in through the sign-in form; an
+	// operator's token is not staff's: the catalog stays closed to it.
+	op, err := c.p.OperatorToken(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, "GET", c.Gateway+"/customers/v1/customers", nil, map[string]string{"Authorization": "Bearer " + op}); r.Status != http.StatusForbidden {
+		t.Errorf("an operator lists customers: %d %s", r.Status, r.Body)
+	}
+	if r := call(t, "GET", c.Gateway+"/identity/v1/accounts?role=operator", nil, map[string]string{"Authorization": "Bearer " + op}); r.Status != http.StatusOK {
+		t.Errorf("an operator lists accounts: %d %s", r.Status, r.Body)
+	}
+
 	// A customer signs up: the customer record follows; their token cannot do staff work.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -95,6 +95,28 @@ func (p *Platform) StaffToken(ctx context.Context) (string, error) {
 	return p.staffToken, nil
 }
 
+// OperatorToken returns an access token with role operator (the
+// operations endpoints): the provisioned operator signed in through the
+// provider's sign-in form (authorization code with PKCE), cached until a
+// minute before it expires.
+func (p *Platform) OperatorToken(ctx context.Context) (string, error) {
+	p.tokenMu.Lock()
+	defer p.tokenMu.Unlock()
+	if p.operatorToken != "" && time.Now().Before(p.operatorUntil) {
+		return p.operatorToken, nil
+	}
+	password, err := p.Secret("identity-operator.password")
+	if err != nil {
+		return "", err
+	}
+	tok, err := p.AuthClient().SignIn(ctx, CLIClientID, OperatorEmail, password)
+	if err != nil {
+		return "", fmt.Errorf("platform: operator token: %w", err)
+	}
+	p.operatorToken, p.operatorUntil = tok.AccessToken, time.Now().Add(time.Duration(tok.ExpiresIn)*time.Second-time.Minute)
+	return p.operatorToken, nil
+}
+
 // Customer is a customer who signed up through the identity service.
 type Customer struct {
 	AccountID  string
@@ -138,9 +160,11 @@ func (p *Platform) SignUpCustomer(ctx context.Context, email, name, password str
 	return Customer{AccountID: acct.ID, CustomerID: acct.CustomerID, Email: email, Token: tok.AccessToken}, nil
 }
 
-// tokenCache is the platform's cached staff token.
+// tokenCache holds the platform's cached staff and operator tokens.
 type tokenCache struct {
-	tokenMu    sync.Mutex
-	staffToken string
-	staffUntil time.Time
+	tokenMu       sync.Mutex
+	staffToken    string
+	staffUntil    time.Time
+	operatorToken string
+	operatorUntil time.Time
 }
