@@ -13,6 +13,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -139,6 +141,7 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	key = scopedKey(r, key)
 	placed, replayed, err := a.store.PlaceOrder(r.Context(), in, key)
 	if err != nil {
 		a.fail(w, r, err)
@@ -213,6 +216,21 @@ func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	httpkit.SetETag(w, int64(o.Version))
 	hal.Write(w, r, http.StatusOK, a.render.Order(o))
+}
+
+// scopedKey returns the Idempotency-Key as stored: the SHA-256 of the
+// caller's subject and the key, so that one caller's key never replays
+// another caller's answer (nor tells them it exists); "" stays "".
+func scopedKey(r *http.Request, key string) string {
+	if key == "" {
+		return ""
+	}
+	var sub string
+	if p, ok := auth.FromContext(r.Context()); ok {
+		sub = p.Subject
+	}
+	sum := sha256.Sum256([]byte(sub + "\x00" + key))
+	return hex.EncodeToString(sum[:])
 }
 
 // noCustomer is a customer id no order has (ids hold no NUL).

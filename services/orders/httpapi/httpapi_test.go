@@ -652,3 +652,19 @@ func TestCustomersSeeOnlyTheirOwnOrders(t *testing.T) {
 		t.Errorf("staff: %d", got.Code)
 	}
 }
+
+// TestIdempotencyKeysAreScopedToTheCaller: the same Idempotency-Key from
+// another caller places that caller's own order; it never replays the first
+// caller's answer.
+func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
+	_, h := newServer(t)
+	first := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"X-Test-Customer": "c1", "Idempotency-Key": "k-1"}})
+	again := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"X-Test-Customer": "c1", "Idempotency-Key": "k-1"}})
+	other := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"Idempotency-Key": "k-1"}}) // staff, for c1
+	if first.Code != 201 || again.Header().Get("Idempotent-Replayed") != "true" || again.Body.String() != first.Body.String() {
+		t.Fatalf("the same caller's retry: %d %q", again.Code, again.Header().Get("Idempotent-Replayed"))
+	}
+	if other.Code != 201 || other.Header().Get("Idempotent-Replayed") != "" || other.Header().Get("Location") == first.Header().Get("Location") {
+		t.Fatalf("another caller with the same key: %d %q %s", other.Code, other.Header().Get("Idempotent-Replayed"), other.Body)
+	}
+}
