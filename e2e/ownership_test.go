@@ -173,3 +173,44 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 		t.Errorf("Ann's record was changed by Bob: %s", r.Body)
 	}
 }
+
+// testActorOnEvents: the events an order of a signed-up customer causes, in
+// every service, name her (actor_subject: her account, actor_role:
+// customer): order_placed, which her request caused, and the stock,
+// payment and order events its handling caused down the flow.
+func testActorOnEvents(t *testing.T, c *Cluster, s *spy) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	carol, err := c.p.SignUpCustomer(ctx, "carol-"+randomID()+"@example.com", "Carol", "carol's long password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProduct(t, c, 900, 5)
+	var o orderevents.Order
+	eventually(t, sagaTimeout, "Carol's order to be placed", func() (bool, string) {
+		r := call(t, "POST", c.Gateway+"/orders/v1/orders", orderBody(carol.CustomerID, "tok_visa", line(p.ID, 1)),
+			map[string]string{"Authorization": "Bearer " + carol.Token})
+		if r.Status == http.StatusCreated {
+			r.decode(t, &o)
+		}
+		return r.Status == http.StatusCreated, fmt.Sprintf("%d %s", r.Status, r.Body)
+	})
+	want := []string{"sales.orders.order_placed", "logistics.inventory.stock_reserved", "finance.payments.payment_captured", "sales.orders.order_confirmed"}
+	eventually(t, sagaTimeout, "the events of Carol's order, naming her", func() (bool, string) {
+		seen := map[string]string{}
+		for _, d := range s.snapshot() {
+			if !strings.Contains(string(d.Body), o.ID) {
+				continue
+			}
+			sub, _ := d.Headers["actor_subject"].(string)
+			role, _ := d.Headers["actor_role"].(string)
+			seen[d.Type] = sub + "/" + role
+		}
+		for _, typ := range want {
+			if seen[typ] != carol.AccountID+"/customer" {
+				return false, fmt.Sprintf("want %s/customer on %v, seen %v", carol.AccountID, want, seen)
+			}
+		}
+		return true, ""
+	})
+}

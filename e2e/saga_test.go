@@ -52,6 +52,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
 		t.Run("identity and access", func(t *testing.T) { t.Parallel(); testAccess(t, c) })
 		t.Run("the real key with wrong claims", func(t *testing.T) { t.Parallel(); testRealKeyWrongClaims(t, c) })
+		t.Run("events name who acted", func(t *testing.T) { t.Parallel(); testActorOnEvents(t, c, spy) })
 		t.Run("a second customer sees nothing of the first", func(t *testing.T) { t.Parallel(); testSecondCustomer(t, c) })
 	})
 	if t.Failed() {
