@@ -25,7 +25,33 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: staffTransport{}}
+
+// staffToken returns the staff token of the running cluster (startCluster
+// sets it): the identity service's demo client, with client credentials.
+var staffToken func() (string, error)
+
+// staffTransport sends every request with the cluster's staff token, unless
+// the request has an Authorization header already (an empty one sends no
+// token: Guard reads it as none).
+type staffTransport struct{ next http.RoundTripper }
+
+func (st staffTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	next := st.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if _, set := r.Header["Authorization"]; set || staffToken == nil {
+		return next.RoundTrip(r)
+	}
+	tok, err := staffToken()
+	if err != nil {
+		return nil, err
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return next.RoundTrip(r)
+}
 
 // call sends one request with a JSON body (unless body is nil) and returns
 // the answer. Network errors fail the test.

@@ -90,6 +90,8 @@ func startCluster(t *testing.T, extraEnv ...string) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{Gateway: p.Gateway, AMQPURL: p.AdminAMQPURL(), Vhost: p.Vhost, Direct: map[string]string{}, SMTP: smtp, p: p}
+	staffToken = func() (string, error) { return p.StaffToken(context.Background()) }
+	gatewayURL = p.Gateway
 	for _, s := range p.Services() {
 		c.Queues = append(c.Queues, s.Name)
 		c.Direct[s.Dir] = s.Primary().URL()

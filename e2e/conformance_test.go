@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sagittarius-a/sagittarius/internal/conformance"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/contracttest"
@@ -32,8 +34,8 @@ func startAudit(t *testing.T, c *Cluster) *audit {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpClient.Transport = ct.Transport(nil)
-	t.Cleanup(func() { httpClient.Transport = nil })
+	httpClient.Transport = ct.Transport(staffTransport{})
+	t.Cleanup(func() { httpClient.Transport = staffTransport{} })
 	manifests := os.DirFS(filepath.Join(root, "contracts"))
 	rules, services, err := conformance.FromManifests(manifests)
 	if err != nil {
@@ -83,7 +85,8 @@ func testConformance(t *testing.T, c *Cluster, a *audit) {
 	for _, v := range vs {
 		t.Errorf("manifest: %v", v)
 	}
-	rep, err := conformance.Crawl(context.Background(), conformance.CrawlOptions{Gateway: c.Gateway, Committed: a.manifests, MaxPages: 300})
+	rep, err := conformance.Crawl(context.Background(), conformance.CrawlOptions{Gateway: c.Gateway, Committed: a.manifests, MaxPages: 300,
+		Client: &http.Client{Timeout: 30 * time.Second, Transport: staffTransport{}}}) // the crawl reads as staff
 	if err != nil {
 		t.Fatal(err)
 	}

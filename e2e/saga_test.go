@@ -52,6 +52,10 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("idempotent order placement", func(t *testing.T) { t.Parallel(); testIdempotencyKey(t, c) })
 		t.Run("hostile input refused cleanly", func(t *testing.T) { t.Parallel(); testHostileInput(t, c) })
 		t.Run("the edge: floods get 429 then recover, bounds", func(t *testing.T) { t.Parallel(); testEdge(t, c) })
+		t.Run("identity and access", func(t *testing.T) { t.Parallel(); testAccess(t, c) })
+		t.Run("the real key with wrong claims", func(t *testing.T) { t.Parallel(); testRealKeyWrongClaims(t, c) })
+		t.Run("events name who acted", func(t *testing.T) { t.Parallel(); testActorOnEvents(t, c, spy) })
+		t.Run("a second customer sees nothing of the first", func(t *testing.T) { t.Parallel(); testSecondCustomer(t, c) })
 	})
 	if t.Failed() {
 		return
@@ -91,16 +95,50 @@ func newProduct(t *testing.T, c *Cluster, price, stock int64) productevents.Prod
 	return p
 }
 
-// orderBody is a POST /v1/orders body.
+// orderBody is a POST /v1/orders body paying with a payment method of the
+// customer with token (registered with payments once per customer and token).
 func orderBody(customerID, token string, lines ...any) map[string]any {
 	return map[string]any{
-		"customer_id":   customerID,
-		"lines":         lines,
-		"payment_token": token,
+		"customer_id":       customerID,
+		"lines":             lines,
+		"payment_method_id": paymentMethod(customerID, token),
 		"shipping_address": map[string]any{
 			"name": "E2E Shopper", "line1": "1 Test Street", "postal_code": "10115", "city": "Berlin", "country": "DE",
 		},
 	}
+}
+
+var (
+	methodsMu  sync.Mutex
+	methods    = map[[2]string]string{} // customer, token -> payment method id
+	gatewayURL string                   // of the running cluster (startCluster)
+)
+
+// paymentMethod registers, as staff, a payment method of customerID with
+// token and returns its id; "" when that fails (the order is then refused
+// with 422, naming payment_method_id).
+func paymentMethod(customerID, token string) string {
+	methodsMu.Lock()
+	defer methodsMu.Unlock()
+	if id, ok := methods[[2]string{customerID, token}]; ok {
+		return id
+	}
+	b, _ := json.Marshal(map[string]string{"token": token, "customer_id": customerID})
+	req, _ := http.NewRequest("POST", gatewayURL+"/payments/v1/payment-methods", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var m struct {
+		ID string `json:"id"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.NewDecoder(resp.Body).Decode(&m) != nil {
+		return ""
+	}
+	methods[[2]string{customerID, token}] = m.ID
+	return m.ID
 }
 
 func line(productID string, quantity int) map[string]any {

@@ -143,6 +143,7 @@ func (b *Bus) handleDelivery(ctx context.Context, h *handler, d *amqp.Delivery, 
 	}
 	if err == nil {
 		hctx := withCause(ctx, env.uuid, headerString(d.Headers, HeaderCorrelationID), headerString(d.Headers, HeaderTraceparent))
+		hctx = WithActor(hctx, headerString(d.Headers, HeaderActorSubject), headerString(d.Headers, HeaderActorRole))
 		err = safeCall(hctx, h.fn, incoming{env: env, d: d, attempt: attempt})
 	}
 	if err == nil || err == errDuplicate {

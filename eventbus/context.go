@@ -15,7 +15,29 @@ const (
 	correlationKey ctxKey = iota
 	causationKey
 	traceparentKey
+	actorKey
 )
+
+// actor is who acted: an access token's subject and role.
+type actor struct{ subject, role string }
+
+// WithActor returns a context whose events record who acted (headers
+// actor_subject and actor_role): the service kit calls it with the
+// principal of a request's verified access token. The events a consumer's
+// handler publishes carry the actor of the event that caused them, so a
+// whole business flow names the person or client who started it.
+func WithActor(ctx context.Context, subject, role string) context.Context {
+	if subject == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, actorKey, actor{subject, role})
+}
+
+// Actor returns the subject and role in ctx, or "", "".
+func Actor(ctx context.Context) (subject, role string) {
+	a, _ := ctx.Value(actorKey).(actor)
+	return a.subject, a.role
+}
 
 // WithCorrelationID returns a context whose events carry id as their
 // correlation id. HTTP middleware calls it with the request id, so every event
@@ -77,6 +99,12 @@ func outgoingHeaders(ctx context.Context, id string) map[string]string {
 		h[HeaderCausationID] = cause
 	}
 	h[HeaderTraceparent] = childTraceparent(Traceparent(ctx))
+	if a, ok := ctx.Value(actorKey).(actor); ok {
+		h[HeaderActorSubject] = a.subject
+		if a.role != "" {
+			h[HeaderActorRole] = a.role
+		}
+	}
 	return h
 }
 

@@ -30,6 +30,8 @@ const (
 	HeaderCorrelationID = "correlation_id" // the id shared by every event of one business flow
 	HeaderCausationID   = "causation_id"   // the uuid of the event that caused this one
 	HeaderTraceparent   = "traceparent"    // W3C trace context
+	HeaderActorSubject  = "actor_subject"  // who acted: the subject (sub) of the access token of the request that caused the event
+	HeaderActorRole     = "actor_role"     // the role they acted in: customer, staff or operator ("" for a token without one)
 
 	// Headers the bus adds when it retries or dead-letters a message.
 	HeaderAttempt       = "x-attempt"              // delivery attempts so far (set on retries)

@@ -5,7 +5,7 @@
 //   - every directory under services/ is a line of scripts/services.conf and
 //     every line a directory, and every service can be classified: its main
 //     package, one events package (<name>events, for a service with a queue),
-//     its adapters (httpapi, mysql, eventapi) and at least one domain package
+//     its adapters (httpapi, mysql, eventapi, idp) and at least one domain package
 //     (every other package);
 //   - a service imports another service only through its events package
 //     (services/<dir>/<name>events): no domain, store or HTTP code is shared,
@@ -83,8 +83,11 @@ const (
 	kindDomain  = "domain"
 )
 
-// adapters are the packages through which a service meets the outside.
-var adapters = []string{"httpapi", "mysql", "eventapi"}
+// adapters are the packages through which a service meets the outside:
+// its REST API, its store, its event handlers, and idp, the identity
+// service's OpenID provider (a protocol surface over HTTP: discovery, keys,
+// tokens and the sign-in page, outside its REST API).
+var adapters = []string{"httpapi", "mysql", "eventapi", "idp"}
 
 // kindOf classifies a package of a service by its path under services/<dir>/:
 // the service's root is its main package; <name>events its events package;

@@ -102,7 +102,7 @@ type apiResult struct {
 // costs on this machine.
 func benchAPI(ctx context.Context, cfg config, p *platform, orderID string, meter *cpuMeter) ([]apiResult, error) {
 	orders := p.service("orders")
-	client := httpClient(cfg.apiClients)
+	client := withToken(httpClient(cfg.apiClients), p)
 	bare, err := startBareProxy(ctx, orders.url)
 	if err != nil {
 		return nil, err

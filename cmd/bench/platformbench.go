@@ -27,7 +27,7 @@ func benchPlatform(ctx context.Context, cfg config, saga, api bool) (err error) 
 			fmt.Fprintf(cfg.out, "  %-10s %s  pprof http://127.0.0.1:%d/debug/pprof/\n", s.dir, s.url, cfg.pprofBase+i)
 		}
 	}
-	client := httpClient(max(slices.Max(cfg.sagaClients), cfg.apiClients))
+	client := withToken(httpClient(max(slices.Max(cfg.sagaClients), cfg.apiClients)), p)
 	fx, err := setupSaga(ctx, p, cfg.saga, client)
 	if err != nil {
 		return fmt.Errorf("saga setup: %w", err)

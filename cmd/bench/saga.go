@@ -183,6 +183,7 @@ func (p *platform) quiesce(ctx context.Context, within time.Duration) error {
 // fixtures are the customers and products orders are placed with.
 type fixtures struct {
 	customers []string
+	methods   []string // each customer's payment method (token tok_bench), registered with payments
 	products  []string
 }
 
@@ -194,6 +195,7 @@ func setupSaga(ctx context.Context, p *platform, sc sagaConfig, client *http.Cli
 	gw := p.gateway.url
 	tag := randomSuffix()
 	fx.customers = make([]string, sc.customers)
+	fx.methods = make([]string, sc.customers)
 	fx.products = make([]string, sc.products)
 	// Sixteen at a time: a thousand products take seconds, not a minute.
 	if err := parallel(ctx, 16, sc.customers, func(i int) error {
@@ -201,6 +203,13 @@ func setupSaga(ctx context.Context, p *platform, sc sagaConfig, client *http.Cli
 		err := callJSON(ctx, client, "POST", gw+"/customers/v1/customers",
 			map[string]any{"email": fmt.Sprintf("bench-%s-%d@example.com", tag, i), "name": "Bench Shopper"}, http.StatusCreated, &cu)
 		fx.customers[i] = cu.ID
+		if err != nil {
+			return err
+		}
+		var m struct{ ID string }
+		err = callJSON(ctx, client, "POST", gw+"/payments/v1/payment-methods",
+			map[string]any{"token": "tok_bench", "customer_id": cu.ID}, http.StatusCreated, &m)
+		fx.methods[i] = m.ID
 		return err
 	}); err != nil {
 		return fx, err
@@ -431,8 +440,9 @@ func runSaga(ctx context.Context, p *platform, sc sagaConfig, fx fixtures, clien
 				for i, j := range rng.Perm(len(fx.products))[:sc.lines] { // distinct products
 					lines[i] = map[string]any{"product_id": fx.products[j], "quantity": 1}
 				}
+				c := rng.IntN(len(fx.customers))
 				body := map[string]any{
-					"customer_id": fx.customers[rng.IntN(len(fx.customers))], "lines": lines, "payment_token": "tok_bench",
+					"customer_id": fx.customers[c], "lines": lines, "payment_method_id": fx.methods[c],
 					"shipping_address": map[string]any{"name": "Bench Shopper", "line1": "1 Load Street", "postal_code": "10115", "city": "Berlin", "country": "DE"},
 				}
 				o := placed{start: time.Now()}

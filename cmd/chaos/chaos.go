@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 )
 
@@ -90,6 +91,8 @@ func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 		return nil, err
 	}
 	c.p = p
+	// The shopper acts as staff: the identity service's demo client.
+	c.c.http.Transport = &authclient.Transport{Source: p.StaffToken, Next: c.c.http.Transport}
 	c.shop = newShopper(p.Gateway, c.c, o.seed, c.debugf)
 	return c, nil
 }

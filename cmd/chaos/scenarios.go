@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 )
@@ -227,7 +228,10 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 	if err := c.p.DB.Kill(); err != nil {
 		return "", nil, err
 	}
-	probe := &http.Client{Timeout: 5 * time.Second}
+	// With a token (taken before the database went: the identity service
+	// cannot issue one now), so that each API answers what the outage does
+	// to it, not 401.
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &authclient.Transport{Source: c.p.StaffToken}}
 	var (
 		mu       sync.Mutex
 		probes   int
@@ -261,7 +265,7 @@ func databaseRestart(ctx context.Context, c *chaos) (string, []violation, error)
 		}
 	}
 	order := []byte(`{"customer_id":"` + c.shop.cat.customers[0] + `","lines":[{"product_id":"` + c.shop.cat.plenty[0] +
-		`","quantity":1}],"payment_token":"tok_visa","shipping_address":{"name":"Probe","line1":"1 Down Street","postal_code":"10115","city":"Berlin","country":"DE"}}`)
+		`","quantity":1}],"payment_method_id":"pm-probe","shipping_address":{"name":"Probe","line1":"1 Down Street","postal_code":"10115","city":"Berlin","country":"DE"}}`)
 	for time.Since(t) < c.o.dbDown {
 		var wg sync.WaitGroup
 		for _, svc := range c.p.Services() {

@@ -28,7 +28,7 @@ const (
 	planDeliver     plan = "deliver"      // dispatched, then delivered: delivered
 	planScarce      plan = "scarce"       // a line of the scarce product: confirmed or out_of_stock
 	planSoldOut     plan = "sold-out"     // a line of a product without stock: out_of_stock
-	planDecline     plan = "decline"      // payment_token tok_decline: payment_declined
+	planDecline     plan = "decline"      // a payment method with token tok_decline: payment_declined
 	planCancelEarly plan = "cancel-early" // cancelled right after placing, racing the saga
 	planCancelLate  plan = "cancel-late"  // cancelled once confirmed: refunded
 	planFault       plan = "fault"        // payments fails permanently for its token: dead-lettered, replayed
@@ -94,9 +94,12 @@ func (r *orderRecord) set(f func(r *orderRecord)) {
 // catalog is what the shopper set up before the first order.
 type catalog struct {
 	customers []string
-	plenty    []string // products with ample stock
-	scarce    string   // a product with little stock, replenished now and then
-	soldOut   string   // a product that never has stock
+	// methods are each customer's payment methods, by token: orders name a
+	// method registered with payments (payment_method_id), never a token.
+	methods map[string]map[string]string
+	plenty  []string // products with ample stock
+	scarce  string   // a product with little stock, replenished now and then
+	soldOut string   // a product that never has stock
 }
 
 // shopper places orders through the gateway and follows them.
@@ -133,6 +136,19 @@ func (s *shopper) setup(ctx context.Context, customers, products int, plenty, sc
 			return err
 		}
 		s.cat.customers = append(s.cat.customers, cu.ID)
+		if s.cat.methods == nil {
+			s.cat.methods = map[string]map[string]string{}
+		}
+		s.cat.methods[cu.ID] = map[string]string{}
+		for _, token := range []string{tokenOK, tokenDecline, tokenFault, tokenFlaky} {
+			var m struct {
+				ID string `json:"id"`
+			}
+			if err := s.create(ctx, "/payments/v1/payment-methods", map[string]any{"token": token, "customer_id": cu.ID}, &m); err != nil {
+				return err
+			}
+			s.cat.methods[cu.ID][token] = m.ID
+		}
 	}
 	add := func(name string, price int64) (string, error) {
 		var p productevents.Product
@@ -317,10 +333,11 @@ func (s *shopper) journey(ctx context.Context, r *orderRecord) {
 // place POSTs the order with its Idempotency-Key until the platform answers
 // 201 (retrying faults and read models that have not caught up yet).
 func (s *shopper) place(ctx context.Context, r *orderRecord) bool {
+	customer := s.cat.customers[r.N%len(s.cat.customers)]
 	body := map[string]any{
-		"customer_id":   s.cat.customers[r.N%len(s.cat.customers)],
-		"lines":         r.Lines,
-		"payment_token": r.Token,
+		"customer_id":       customer,
+		"lines":             r.Lines,
+		"payment_method_id": s.cat.methods[customer][r.Token],
 		"shipping_address": map[string]any{
 			"name": "Chaos Shopper", "line1": "1 Fault Line", "postal_code": "10115", "city": "Berlin", "country": "DE",
 		},

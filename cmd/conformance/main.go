@@ -40,6 +40,7 @@ import (
 	"time"
 
 	manifests "github.com/sagittarius-a/sagittarius/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 	"github.com/sagittarius-a/sagittarius/internal/conformance"
 )
 
@@ -75,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	minMessages := fl.Int("min-messages", 0, "fail when fewer messages were seen (an idle platform proves nothing)")
 	maxPages := fl.Int("max-pages", 500, "how many HAL documents the crawl fetches at most")
 	skip := fl.String("skip", "", "comma-separated checks to skip: traffic, topology, paths")
+	secrets := fl.String("secrets", getenv("SAGITTARIUS_SECRETS"), "folder of the identity secrets written by scripts/up (env SAGITTARIUS_SECRETS): the crawl reads as staff with the demo client's token; unset: anonymously")
 	if err := fl.Parse(args); err != nil {
 		return 0, err
 	}
@@ -133,6 +135,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		report("paths of the OpenAPI manifests", vs)
 		client := &http.Client{Timeout: 10 * time.Second}
+		if *secrets != "" {
+			source, err := authclient.DemoSource(strings.TrimSuffix(*gateway, "/")+"/identity/oauth", *secrets)
+			if err != nil {
+				return 0, fmt.Errorf("%w: %v", errAudit, err)
+			}
+			client.Transport = &authclient.Transport{Source: source}
+		}
 		rep, err := conformance.Crawl(ctx, conformance.CrawlOptions{Gateway: *gateway, MaxPages: *maxPages, Committed: fsys, Client: client})
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", errAudit, err)

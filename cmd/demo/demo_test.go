@@ -148,7 +148,15 @@ func TestRetry(t *testing.T) {
 
 func TestRunFailsWithoutGateway(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-gateway", "http://127.0.0.1:1", "-timeout", "2s"}, func(string) string { return "" }, &out)
+	if err := run(context.Background(), []string{"-gateway", "http://127.0.0.1:1", "-timeout", "2s", "-secrets", t.TempDir()},
+		func(string) string { return "" }, &out); err == nil || !strings.Contains(err.Error(), "identity-demo-client.secret") {
+		t.Fatalf("without the demo client's secret: %v", err)
+	}
+	secrets := t.TempDir()
+	if err := os.WriteFile(secrets+"/identity-demo-client.secret", []byte("s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run(context.Background(), []string{"-gateway", "http://127.0.0.1:1", "-timeout", "2s", "-secrets", secrets}, func(string) string { return "" }, &out)
 	if err == nil || !strings.Contains(err.Error(), "setup") {
 		t.Fatalf("run = %v", err)
 	}
@@ -163,7 +171,7 @@ func TestDemoAgainstThePlatform(t *testing.T) {
 		t.Skip("SAGITTARIUS_TEST_GATEWAY not set (start the platform with scripts/up)")
 	}
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"-gateway", gw, "-timeout", "90s"}, func(string) string { return "" }, &out)
+	err := run(context.Background(), []string{"-gateway", gw, "-timeout", "90s"}, os.Getenv, &out)
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)

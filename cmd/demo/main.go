@@ -8,15 +8,17 @@
 //
 //	shipped           enough stock, card accepted: confirmed, then the demo dispatches and delivers the shipment
 //	out-of-stock      more than the stock: reservation rejected, order cancelled (out_of_stock)
-//	payment-declined  payment_token tok_decline: payment declined, stock released, order cancelled
+//	payment-declined  a payment method with token tok_decline: payment declined, stock released, order cancelled
 //	cancelled-paid    confirmed, then cancelled by the customer: payment refunded, stock released, shipment cancelled
 //
 // At the end it follows the customer's notifications link and prints the
 // e-mails crm.notifications recorded for the journeys (one per step: 8), sent
 // or, without an SMTP server, not_sent with the reason.
 //
-// Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m]. It exits 1 when
-// a path does not end as expected.
+// Usage: demo [-gateway http://127.0.0.1:8080] [-timeout 2m] [-secrets
+// .data/secrets]. It acts as staff with the demo client's access token
+// (client credentials; secret from scripts/up). It exits 1 when a path does
+// not end as expected.
 package main
 
 import (
@@ -34,7 +36,21 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sagittarius-a/sagittarius/internal/authclient"
 )
+
+// defaultSecrets is SAGITTARIUS_SECRETS, else <SAGITTARIUS_DATA or .data>/secrets.
+func defaultSecrets(getenv func(string) string) string {
+	if s := getenv("SAGITTARIUS_SECRETS"); s != "" {
+		return s
+	}
+	data := getenv("SAGITTARIUS_DATA")
+	if data == "" {
+		data = ".data"
+	}
+	return data + "/secrets"
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,11 +66,12 @@ type demo struct {
 	client   *Client
 	out      *Printer
 	poll     time.Duration
-	orders   string   // the orders collection
-	customer string   // the customer's id
-	cust     Resource // the customer, as registered
-	mug      string   // a product with plenty of stock
-	lamp     string   // a product with one unit in stock
+	orders   string            // the orders collection
+	customer string            // the customer's id
+	cust     Resource          // the customer, as registered
+	methods  map[string]string // the customer's payment methods, by token
+	mug      string            // a product with plenty of stock
+	lamp     string            // a product with one unit in stock
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -67,14 +84,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	gateway := fs.String("gateway", defGateway, "gateway root URL (env SAGITTARIUS_GATEWAY)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	poll := fs.Duration("poll", 100*time.Millisecond, "how often to read the orders and their resources")
+	secrets := fs.String("secrets", defaultSecrets(getenv), "folder of the identity secrets written by scripts/up (env SAGITTARIUS_SECRETS)")
+	issuer := fs.String("issuer", getenv("OIDC_ISSUER"), "the OpenID Connect issuer (env OIDC_ISSUER; default <gateway>/identity/oauth)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *issuer == "" {
+		*issuer = strings.TrimSuffix(*gateway, "/") + "/identity/oauth"
+	}
+	// The demo acts as staff: the demo client's token (client credentials).
+	source, err := authclient.DemoSource(*issuer, *secrets)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
 	d := &demo{
-		client: &Client{HTTP: &http.Client{Timeout: 10 * time.Second}},
+		client: &Client{HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &authclient.Transport{Source: source}}},
 		out:    &Printer{w: stdout},
 		poll:   *poll,
 	}
@@ -211,6 +238,26 @@ func (d *demo) setup(ctx context.Context, gateway string) error {
 	d.customer, d.cust = cust.String("id"), cust
 	d.out.Printf("setup", "customer registered    %s", cust.Href)
 
+	// The customer's payment methods: the token stays with payments, orders
+	// name the method.
+	payments, err := d.follow(ctx, root, "payments")
+	if err != nil {
+		return err
+	}
+	methods, err := payments.Link("payment-methods")
+	if err != nil {
+		return err
+	}
+	d.methods = map[string]string{}
+	for _, token := range []string{"tok_visa", "tok_decline"} {
+		m, err := d.client.Post(ctx, methods, map[string]any{"token": token, "customer_id": d.customer}, nil)
+		if err != nil {
+			return err
+		}
+		d.methods[token] = m.String("id")
+		d.out.Printf("setup", "payment method         %s (%s)", m.Href, token)
+	}
+
 	catalog, err := d.follow(ctx, root, "catalog")
 	if err != nil {
 		return err
@@ -269,9 +316,9 @@ func (d *demo) setup(ctx context.Context, gateway string) error {
 // orders).
 func (d *demo) place(ctx context.Context, label, product string, quantity int, token string) (*Journey, error) {
 	body := map[string]any{
-		"customer_id":   d.customer,
-		"lines":         []map[string]any{{"product_id": product, "quantity": quantity}},
-		"payment_token": token,
+		"customer_id":       d.customer,
+		"lines":             []map[string]any{{"product_id": product, "quantity": quantity}},
+		"payment_method_id": d.methods[token],
 		"shipping_address": map[string]any{
 			"name": "Demo Customer", "line1": "1 Galactic Centre Way", "postal_code": "08001", "city": "Barcelona", "country": "ES",
 		},

@@ -102,3 +102,26 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(*Principal)
 	return p, ok && p != nil
 }
+
+// Confined reports whether the caller of ctx may see only one customer's
+// data, and whose: a caller without role staff or operator (a customer, a
+// machine client without those roles, or no caller at all) is confined to
+// its Principal.CustomerID; "" then means no customer's data at all. Staff
+// and operators are not confined.
+func Confined(ctx context.Context) (customerID string, confined bool) {
+	p, ok := FromContext(ctx)
+	if ok && p.HasAnyRole(RoleStaff, RoleOperator) {
+		return "", false
+	}
+	if !ok || !p.HasRole(RoleCustomer) {
+		return "", true
+	}
+	return p.CustomerID, true
+}
+
+// Owns reports whether the caller of ctx may see the data of customerID:
+// staff and operators see every customer's, a customer only their own.
+func Owns(ctx context.Context, customerID string) bool {
+	id, confined := Confined(ctx)
+	return !confined || (id != "" && id == customerID)
+}

@@ -144,3 +144,22 @@ func quotable(s string) string {
 		return c
 	}, s)
 }
+
+// Anyone is the requirement of an operation open to anonymous callers (a
+// token, when sent, must still be valid).
+func Anyone() *Requirement { return &Requirement{Anonymous: true} }
+
+// Authenticated is the requirement of an operation open to any valid token,
+// whatever its roles.
+func Authenticated() *Requirement { return &Requirement{} }
+
+// AnyOf is the requirement of an operation open to tokens with at least one
+// of roles.
+func AnyOf(roles ...Role) *Requirement { return &Requirement{Roles: roles} }
+
+// WithScopes returns a copy of req that also needs every one of scopes.
+func (req *Requirement) WithScopes(scopes ...string) *Requirement {
+	c := *req
+	c.Scopes = append(append([]string(nil), req.Scopes...), scopes...)
+	return &c
+}

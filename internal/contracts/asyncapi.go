@@ -366,6 +366,15 @@ func message(e eventbus.EventInfo, entity jsonschema.Schema, ex exampler) (async
 				"pattern":     TraceparentPattern,
 				"description": "W3C trace context of the span that published the event",
 			},
+			eventbus.HeaderActorSubject: map[string]any{
+				"type":        "string",
+				"description": "who acted: the subject of the access token of the API request that started the flow (an account id, or a machine client's id); carried on by the events its handling causes; absent when no authenticated request started it",
+			},
+			eventbus.HeaderActorRole: map[string]any{
+				"type":        "string",
+				"enum":        []string{"customer", "staff", "operator"},
+				"description": "the role the actor acted in (their token's role, staff or operator before customer); absent with actor_subject, or for a token without a platform role",
+			},
 		},
 	}
 	example := map[string]any{

@@ -344,3 +344,57 @@ func TestDatabaseServiceDocuments503(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryOperationDeclaresItsSecurity: a route without a requirement is
+// refused; the OpenAPI manifest declares the OpenID Connect scheme, and each
+// operation its security (optional for an anonymous one) and its roles.
+func TestEveryOperationDeclaresItsSecurity(t *testing.T) {
+	svc := fixture.NewAPI(hal.MustBase("http://gw")).Service()
+	bad := svc
+	bad.Routes = slices.Clone(svc.Routes)
+	bad.Routes[1].Auth = nil
+	if _, err := contracts.Generate(bad); err == nil || !strings.Contains(err.Error(), "declares no access requirement") {
+		t.Fatalf("a route without requirement: %v", err)
+	}
+	m, err := contracts.Generate(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Components struct {
+			SecuritySchemes map[string]struct {
+				Type             string
+				OpenIDConnectURL string `json:"openIdConnectUrl"`
+			}
+		}
+		Paths map[string]map[string]struct {
+			Security  []map[string][]string
+			Roles     []string `json:"x-roles"`
+			Responses map[string]any
+		}
+	}
+	if err := json.Unmarshal(m.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	sch := doc.Components.SecuritySchemes[contracts.SecurityScheme]
+	if sch.Type != "openIdConnect" || sch.OpenIDConnectURL != contracts.DefaultOpenIDConnectURL {
+		t.Fatalf("security scheme %+v", doc.Components.SecuritySchemes)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			if len(op.Security) == 0 {
+				t.Errorf("%s %s declares no security", method, path)
+			}
+			if op.Responses["401"] == nil {
+				t.Errorf("%s %s does not document 401", method, path)
+			}
+		}
+	}
+	add := doc.Paths["/v1/widgets"]["post"]
+	if len(add.Security) != 1 || !slices.Equal(add.Roles, []string{"staff"}) || add.Responses["403"] == nil {
+		t.Errorf("addWidget: %+v", add)
+	}
+	if get := doc.Paths["/v1/widgets/{id}"]["get"]; len(get.Security) != 2 || len(get.Security[0]) != 0 || get.Roles != nil {
+		t.Errorf("getWidget (anonymous): %+v", get)
+	}
+}

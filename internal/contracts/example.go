@@ -161,7 +161,7 @@ var exampleStrings = map[string]string{
 	"line2":              "",
 	"name":               "Ada Lovelace",
 	"sku":                "SKU-0001",
-	"payment_token":      "tok_visa",
+	"token":              "tok_visa",
 	"title":              "Example",
 	"type":               "about:blank",
 	"":                   "example",

@@ -30,6 +30,8 @@ var knownHeaders = map[string]string{
 // problemDescriptions explains what each problem status means on this platform.
 var problemDescriptions = map[int]string{
 	http.StatusBadRequest:            "the request cannot be read: malformed JSON, an empty body, or an invalid query parameter (errors names it)",
+	http.StatusUnauthorized:          "no access token, or one that is malformed, expired, not yet valid, badly signed or from another issuer or audience (WWW-Authenticate: Bearer says which)",
+	http.StatusForbidden:             "the access token lacks the role or scope this operation needs (WWW-Authenticate: Bearer error=\"insufficient_scope\")",
 	http.StatusNotFound:              "no resource with this id",
 	http.StatusNotAcceptable:         "the Accept header admits no JSON: this API serves application/hal+json, application/json and application/problem+json",
 	http.StatusConflict:              "the resource's current state forbids the change",
@@ -89,6 +91,7 @@ func openAPI(s Service) ([]byte, error) {
 	for _, t := range names {
 		spec.Tags = append(spec.Tags, openapi3.Tag{Name: t})
 	}
+	addSecurity(spec, routes)
 	addProblemResponses(spec, routes, database)
 	if err := addExamples(spec, routes, "http://127.0.0.1:8080"+strings.TrimSuffix(s.prefix(), "/")+"/v1"); err != nil {
 		return nil, err
@@ -200,6 +203,9 @@ func errorStatuses(rt Route, database bool) []int {
 		set[http.StatusBadRequest] = true
 	}
 	for _, s := range rt.Errors {
+		set[s] = true
+	}
+	for _, s := range authStatuses(rt.Auth) {
 		set[s] = true
 	}
 	if rt.Body != nil {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 )
 
 // Route is one HTTP operation of a service: the pattern and handler the
@@ -17,6 +19,13 @@ type Route struct {
 	Handler http.HandlerFunc // the handler; nil is allowed only in tests of the table
 	// Slash also serves Path + "/" (e.g. the API root /v1 and /v1/).
 	Slash bool
+	// Auth is who may call the operation, declared by every route
+	// (auth.Anyone, auth.Authenticated, auth.AnyOf(roles...), WithScopes):
+	// the service kit wraps Handler with the token verifier's Guard for it,
+	// the OpenAPI manifest declares it (security, x-roles) and the gateway
+	// enforces what the manifest says. A route without it is invalid
+	// (Service.Validate).
+	Auth *auth.Requirement
 
 	ID          string // operationId, lowerCamelCase, unique in the service: getOrder
 	Summary     string // one line, for people

@@ -3,6 +3,7 @@ package contracts
 import (
 	"net/http"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
 )
@@ -91,12 +92,14 @@ func contractRoutes(s Service, h *contractsHandler) []Route {
 	return []Route{
 		{
 			Method: http.MethodGet, Path: ContractsPath, Handler: index,
-			ID: "listContracts", Summary: "Links to this service's contract manifests", Tag: "contracts",
+			Auth: auth.Anyone(),
+			ID:   "listContracts", Summary: "Links to this service's contract manifests", Tag: "contracts",
 			Responses: []Response{{Status: http.StatusOK, Body: Index{}, Example: Index{Links: links}}},
 		},
 		{
 			Method: http.MethodGet, Path: ContractsPath + "/{name}", Handler: manifest,
-			ID: "getContract", Summary: "One contract manifest of this service, as JSON", Tag: "contracts",
+			Auth: auth.Anyone(),
+			ID:   "getContract", Summary: "One contract manifest of this service, as JSON", Tag: "contracts",
 			Description: "The same document as contracts/openapi/" + s.Dir + ".yaml or contracts/asyncapi/" + s.Dir + ".yaml in the repository, generated at start from the running code.",
 			Params:      ManifestParams{},
 			Responses:   []Response{{Status: http.StatusOK, Body: map[string]any{}, ContentType: "application/json", Example: map[string]any{"openapi": OpenAPIVersion}}},

@@ -96,6 +96,9 @@ func (s Service) Validate() error {
 			errs = append(errs, fmt.Errorf("contracts: route %s is listed twice", r.Pattern()))
 		}
 		patterns[r.Pattern()] = true
+		if r.Auth == nil {
+			errs = append(errs, fmt.Errorf("contracts: route %s declares no access requirement (Route.Auth: auth.Anyone(), auth.AnyOf(...))", r.Pattern()))
+		}
 		if len(r.Responses) == 0 {
 			errs = append(errs, fmt.Errorf("contracts: route %s documents no successful response", r.Pattern()))
 		}

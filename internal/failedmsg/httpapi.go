@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/swaggest/jsonschema-go"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -30,21 +31,22 @@ const (
 	MaxRetryIDs      = 1000
 )
 
-// ActorPlaceholder is the actor recorded for every action until the platform
-// authenticates operators: the audit log then tells requests apart by their
-// X-Request-Id only. See Identify.
+// ActorPlaceholder is the actor recorded when a request carries no verified
+// principal (never through the kit, which requires the operator role on every
+// route: only direct calls in tests). See Identify.
 const ActorPlaceholder = "unauthenticated-operator"
 
 // Identify returns who makes request r, for the audit log.
 //
-// SEAM(auth): authentication is being built elsewhere. Until the kit verifies
-// tokens, every caller is ActorPlaceholder and the request id tells requests
-// apart. Once it does, the kit must (1) require the role "operator" on every
-// route of Routes (403 problem otherwise; 404 for customers, as issue 14
-// asks), in Process.handler where these routes are mounted, and (2) make
-// Identify return the verified subject from the request's context.
+// Every route of Routes requires the role operator (the kit's Guard answers
+// 401 without a token and 403 without the role); the actor recorded is the
+// verified subject, with the request id.
 func Identify(r *http.Request) Identity {
-	return Identity{Actor: ActorPlaceholder, RequestID: httpkit.RequestIDFrom(r.Context())}
+	id := Identity{Actor: ActorPlaceholder, RequestID: httpkit.RequestIDFrom(r.Context())}
+	if p, ok := auth.FromContext(r.Context()); ok && p.Subject != "" {
+		id.Actor = p.Subject // the verified operator (the kit's Guard)
+	}
+	return id
 }
 
 // API serves a service's failed messages as HAL resources under its /v1.
@@ -267,7 +269,7 @@ func (a *API) Routes() []contracts.Route {
 		return []contracts.Response{{Status: http.StatusOK, Body: body, Headers: headers}}
 	}
 	const tag = "failed-messages"
-	return []contracts.Route{
+	routes := []contracts.Route{
 		{Method: "GET", Path: "/v1/failed-messages", Handler: a.list, ID: "listFailedMessages", Tag: tag,
 			Summary:     "This service's failed (dead-lettered) messages, the latest failure first",
 			Description: "Operators only (once authentication exists). Every message this service's handlers failed on for good, kept from its dead-letter queue.",
@@ -309,6 +311,11 @@ func (a *API) Routes() []contracts.Route {
 			Summary: "One action of the audit log", Params: actionParams{},
 			Responses: ok(FailedMessageAction{}), Errors: []int{http.StatusNotFound}},
 	}
+	// Operators only: the kit verifies the token and the role on every route.
+	for i := range routes {
+		routes[i].Auth = auth.AnyOf(auth.RoleOperator)
+	}
+	return routes
 }
 
 // RootLinks are the links a service's API root carries to its failed

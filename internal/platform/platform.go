@@ -15,6 +15,10 @@
 // them on Close. Optionally every service reaches the broker through its own
 // Proxy, whose link can be cut or black-holed.
 //
+// Every service trusts the identity service behind the gateway
+// (OIDC_ISSUER, Platform.Issuer), provisioned with secrets generated under
+// Dir/secrets: StaffToken and SignUpCustomer give callers real tokens.
+//
 // Nothing is shared with other runs: several platforms can run side by side.
 package platform
 
@@ -107,6 +111,7 @@ type Platform struct {
 	services []*Service
 	rootsMu  sync.Mutex
 	roots    map[string]*sqlx.DB
+	tokenCache
 }
 
 // Service is one line of scripts/services.conf with the instances running it.
@@ -160,7 +165,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if p.bin == "" {
 		p.bin = filepath.Join(cfg.Dir, "bin")
 	}
-	started := p // p is nil once an error is returned
+	started := p // a failed Start returns a nil p: close what this one started
 	defer func() {
 		if err != nil {
 			_ = started.Close()
@@ -170,6 +175,10 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
 		}
+	}
+	identityEnv, err := writeSecrets(p.SecretsDir())
+	if err != nil {
+		return nil, err
 	}
 	lines, err := ReadServices(cfg.Root)
 	if err != nil {
@@ -195,6 +204,9 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	for i, l := range lines {
 		s := &Service{Dir: l.Dir, Name: l.Name, Database: l.Database(), p: p, Port: ports[5+i], password: randomHex(16)}
 		s.env = append([]string(nil), cfg.Env[s.Dir]...)
+		if l.Dir == "identity" {
+			s.env = append(identityEnv, s.env...)
+		}
 		s.user = s.Name
 		if p.prefix != "" && l.HasQueue() {
 			// Unique on shared servers; the permissions still name the service.
@@ -578,7 +590,7 @@ func (s *Service) start(port int) (*Instance, error) {
 	p := s.p
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + p.Gateway}
+		"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + p.Gateway, "OIDC_ISSUER=" + p.Issuer(), "OIDC_AUDIENCE=sagittarius"}
 	if s.Name == "-" {
 		for _, o := range p.Services() {
 			env = append(env, "UPSTREAM_"+strings.ToUpper(strings.ReplaceAll(o.Dir, "-", "_"))+"=http://127.0.0.1:"+strconv.Itoa(o.Port))

@@ -9,6 +9,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 )
 
@@ -53,6 +54,11 @@ type Config struct {
 	PprofAddr     string             // PPROF_ADDR: if set, Go profiles on this loopback address; off by default
 	ShutdownGrace time.Duration      // SHUTDOWN_GRACE: how long requests in flight may take at shutdown; default 10s
 	OpenTimeout   time.Duration      // MYSQL_OPEN_TIMEOUT: how long to wait for the database at start; default 60s
+	// Auth configures the access-token verifier (OIDC_ISSUER, OIDC_AUDIENCE
+	// and the other OIDC_* variables of auth.ConfigFromEnv). Every service
+	// needs an issuer, unless its wiring sets Process.Verifier itself (the
+	// identity service verifies its own tokens in process).
+	Auth auth.Config
 	// PrintContracts (SAGITTARIUS_PRINT_CONTRACTS=1): write the service's
 	// manifests to stdout and exit, connecting to nothing (see Run).
 	PrintContracts bool
@@ -83,6 +89,10 @@ func ConfigFrom(getenv func(string) string, spec Spec) Config {
 		AMQPCAFile:              getenv(EnvAMQPCAFile),
 		MySQLCAFile:             getenv(EnvMySQLCAFile),
 		infra:                   spec.Name != "",
+	}
+	var err error
+	if c.Auth, err = auth.ConfigFromEnv(getenv); err != nil {
+		c.errs = append(c.errs, err)
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = spec.Addr

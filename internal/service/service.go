@@ -68,6 +68,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -82,6 +83,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -138,13 +140,21 @@ type Process struct {
 	// (OpenTelemetry, exporting when OTEL_* say where): register a service's
 	// own metrics with Telemetry.Registerer().
 	Telemetry *telemetry.T
+	// Verifier verifies the access tokens of every route: the kit wraps each
+	// route of the contract with Verifier.Guard for its Route.Auth. Run
+	// creates it from Config.Auth (OIDC_ISSUER) before the wiring; the
+	// wiring may replace it (the identity service trusts its own provider,
+	// in process). Nil after the wiring is an error: no service runs
+	// without verifying tokens. Nil when printing contracts.
+	Verifier *auth.Verifier
 
-	spec   Spec
-	group  Group
-	keeper *failedmsg.Keeper // nil without a bus
-	failed *failedmsg.API    // nil without a bus
-	routes []route
-	mws    []func(http.Handler) http.Handler
+	spec     Spec
+	group    Group
+	keeper   *failedmsg.Keeper // nil without a bus
+	failed   *failedmsg.API    // nil without a bus
+	routes   []route
+	prefixes []route
+	mws      []func(http.Handler) http.Handler
 }
 
 type route struct {
@@ -160,6 +170,16 @@ func (p *Process) Go(name string, fn func(ctx context.Context) error) { p.group.
 // endpoint) to the kit's router.
 func (p *Process) Handle(pattern string, h http.Handler) {
 	p.routes = append(p.routes, route{pattern, h})
+}
+
+// HandlePrefix serves every request whose path is prefix, or starts with
+// prefix when it ends in "/", with h, whatever the method, outside the
+// service's router: no contract, no token verification, no 404/405 problems
+// of the router. It is for a protocol surface that is not the service's REST
+// API (the identity service's OpenID provider, /oauth/ and /login). The
+// standard middleware stack still applies.
+func (p *Process) HandlePrefix(prefix string, h http.Handler) {
+	p.prefixes = append(p.prefixes, route{prefix, h})
 }
 
 // Use adds a middleware of the service's own, inside the standard stack
@@ -249,9 +269,17 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 		}
 		p.openFailed()
 	}
+	if cfg.Auth.Issuer != "" {
+		if p.Verifier, err = auth.New(cfg.Auth); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
 	api, err := wire(p)
 	if err != nil {
 		return err
+	}
+	if p.Verifier == nil {
+		return errors.New("config: OIDC_ISSUER and OIDC_AUDIENCE are required: every service verifies the access tokens of its callers")
 	}
 	handler, err := p.handler(api)
 	if err != nil {
@@ -349,7 +377,8 @@ func (p *Process) contract(api API) (contracts.Service, error) {
 	if p.spec.Name != "" && svc.Name != p.spec.Name {
 		return svc, fmt.Errorf("service: the contract's Name %q is not the spec's %q", svc.Name, p.spec.Name)
 	}
-	return svc, nil
+	// A route without an access requirement (Route.Auth) is not served.
+	return svc, svc.Validate()
 }
 
 // handler returns the service's HTTP handler: the router (GET /health, the
@@ -372,7 +401,7 @@ func (p *Process) handler(api API) (http.Handler, error) {
 				"rabbitmq": func(context.Context) error { return p.Bus.Healthy() },
 			}))
 		}
-		contracts.HandleRoutes(rt, svc.Routes)
+		contracts.HandleRoutes(rt, p.guard(svc.Routes))
 		if _, err := contracts.Mount(rt, svc, p.Base.Join(svc.Dir, "v1")); err != nil {
 			return nil, err
 		}
@@ -380,6 +409,14 @@ func (p *Process) handler(api API) (http.Handler, error) {
 			rt.Handle(r.pattern, r.h)
 		}
 		h = rt
+		if len(p.prefixes) > 0 {
+			outer := http.NewServeMux()
+			for _, r := range p.prefixes {
+				outer.Handle(r.pattern, r.h)
+			}
+			outer.Handle("/", rt)
+			h = outer
+		}
 	}
 	for i := len(p.mws) - 1; i >= 0; i-- {
 		h = p.mws[i](h)
@@ -411,6 +448,46 @@ func live(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// guard returns the routes of table with each handler wrapped by the
+// verifier's Guard for the route's requirement (the principal then in the
+// request context: auth.FromContext). Without a verifier (printing
+// contracts) it returns table.
+func (p *Process) guard(table []contracts.Route) []contracts.Route {
+	if p.Verifier == nil {
+		return table
+	}
+	out := make([]contracts.Route, len(table))
+	for i, r := range table {
+		if r.Handler != nil && r.Auth != nil {
+			r.Handler = p.Verifier.Guard(*r.Auth, p.Logger, withActor(r.Handler)).ServeHTTP
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// withActor puts the verified caller into the context for the events the
+// request causes (eventbus.WithActor: headers actor_subject, actor_role).
+func withActor(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pr, ok := auth.FromContext(r.Context()); ok {
+			r = r.WithContext(eventbus.WithActor(r.Context(), pr.Subject, string(actingRole(pr))))
+		}
+		next(w, r)
+	})
+}
+
+// actingRole is the role a principal acts in: operator, then staff, then
+// customer; "" without a platform role.
+func actingRole(p *auth.Principal) auth.Role {
+	for _, r := range []auth.Role{auth.RoleOperator, auth.RoleStaff, auth.RoleCustomer} {
+		if p.HasRole(r) {
+			return r
+		}
+	}
+	return ""
 }
 
 // neverDB returns a database handle that never connects (until used, which

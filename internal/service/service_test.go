@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/service"
@@ -124,11 +127,25 @@ var widgetAdded = eventbus.MustEventType[widget]("test.widgets", "widget_added",
 func (widgets) Contract(events contracts.Events) contracts.Service {
 	return contracts.Service{Dir: "widgets", Name: "test.widgets", Title: "Widgets", Events: events, Routes: []contracts.Route{
 		{Method: "GET", Path: "/v1/widgets/{id}", ID: "getWidget", Summary: "One widget", Params: contracts.IDParam{},
+			Auth: auth.AnyOf(auth.RoleStaff),
 			Handler: func(w http.ResponseWriter, r *http.Request) {
-				hal.Write(w, r, http.StatusOK, widget{ID: r.PathValue("id"), Links: hal.Links{"self": hal.To("/v1/widgets/" + r.PathValue("id"))}})
+				p, _ := auth.FromContext(r.Context())
+				hal.Write(w, r, http.StatusOK, widget{ID: r.PathValue("id") + "/" + p.Subject, Links: hal.Links{"self": hal.To("/v1/widgets/" + r.PathValue("id"))}})
 			},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: widget{}}}},
+		{Method: "GET", Path: "/v1", ID: "getRoot", Summary: "Root", Auth: auth.Anyone(),
+			Handler:   func(w http.ResponseWriter, r *http.Request) { hal.Write(w, r, http.StatusOK, widget{ID: "root"}) },
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: widget{}}}},
 	}}
+}
+
+// undeclared is widgets with a route that declares no requirement.
+type undeclared struct{ widgets }
+
+func (u undeclared) Contract(events contracts.Events) contracts.Service {
+	s := u.widgets.Contract(events)
+	s.Routes[0].Auth = nil
+	return s
 }
 
 // TestPrintContracts: with SAGITTARIUS_PRINT_CONTRACTS=1 the service's
@@ -158,6 +175,17 @@ func TestPrintContracts(t *testing.T) {
 		t.Fatalf("printed %s", out.String())
 	}
 
+	if !strings.Contains(string(printed.OpenAPI), `"x-roles"`) || !strings.Contains(string(printed.OpenAPI), `"openIdConnectUrl"`) {
+		t.Errorf("the manifest declares no security: %s", printed.OpenAPI)
+	}
+
+	// A route without a declared requirement is refused.
+	err = service.Run(context.Background(), env(map[string]string{"SAGITTARIUS_PRINT_CONTRACTS": "1"}), &out, spec,
+		func(*service.Process) (service.API, error) { return undeclared{}, nil })
+	if err == nil || !strings.Contains(err.Error(), "declares no access requirement") {
+		t.Errorf("a route without requirement: %v", err)
+	}
+
 	// A contract that is not the spec's service is refused.
 	err = service.Run(context.Background(), env(map[string]string{"SAGITTARIUS_PRINT_CONTRACTS": "1"}), &out,
 		service.Spec{Dir: "gadgets", Name: "test.gadgets", Addr: "127.0.0.1:1"},
@@ -182,6 +210,13 @@ func TestRun(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": amqpURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
+	// Without an issuer, the service refuses to start.
+	if err := service.Run(context.Background(), env(vars), &strings.Builder{}, spec,
+		func(*service.Process) (service.API, error) { return widgets{}, nil }); err == nil || !strings.Contains(err.Error(), "OIDC_ISSUER") {
+		t.Fatalf("without OIDC_ISSUER: %v", err)
+	}
+	iss := authtest.NewIssuer(t)
+	vars["OIDC_ISSUER"], vars["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	s := spec
 	s.Publishes = []eventbus.EventInfoer{widgetAdded}
 	s.Migrations = fstest.MapFS{"00001_widgets.sql": {Data: []byte("-- +goose Up\nCREATE TABLE widgets (id VARCHAR(64) PRIMARY KEY);\n-- +goose Down\nDROP TABLE widgets;\n")}}
@@ -199,6 +234,7 @@ func TestRun(t *testing.T) {
 				return nil, err
 			}
 			p.Go("mine", func(ctx context.Context) error { close(actor); <-ctx.Done(); return nil })
+			p.HandlePrefix("/oauth/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }))
 			return widgets{}, nil
 		})
 	}()
@@ -221,14 +257,39 @@ func TestRun(t *testing.T) {
 		t.Errorf("%d of the 3 tables (migration, outbox, inbox) exist", tables)
 	}
 	<-actor
-	for path, want := range map[string]int{"/v1/widgets/w1": 200, "/v1/contracts/openapi": 200, "/v1/contracts/asyncapi": 200, "/v1/nothing": 404} {
-		resp, err := http.Get("http://" + addr + path)
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/widgets/w1", iss.Staff(), 200},
+		{"/v1/widgets/w1", "", 401},
+		{"/v1/widgets/w1", "not.a.token", 401},
+		{"/v1/widgets/w1", iss.Customer("c1"), 403},
+		{"/v1", "", 200},
+		{"/v1", "not.a.token", 401},
+		{"/v1/contracts/openapi", "", 200},
+		{"/v1/contracts/asyncapi", "", 200},
+		{"/v1/nothing", iss.Staff(), 404},
+		{"/oauth/anything", "", http.StatusTeapot},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+addr+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != want || resp.Header.Get("X-Request-Id") == "" {
-			t.Errorf("GET %s: %d (X-Request-Id %q), want %d", path, resp.StatusCode, resp.Header.Get("X-Request-Id"), want)
+		if resp.StatusCode != tc.want || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("GET %s (token %v): %d (X-Request-Id %q), want %d: %s", tc.path, tc.token != "", resp.StatusCode, resp.Header.Get("X-Request-Id"), tc.want, body)
+		}
+		if tc.want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+			t.Errorf("GET %s: 401 without a challenge", tc.path)
+		}
+		if tc.want == 200 && strings.HasPrefix(tc.path, "/v1/widgets") && !strings.Contains(string(body), "w1/staff-1") {
+			t.Errorf("the handler did not get the principal: %s", body)
 		}
 	}
 	if resp, err := http.Get("http://" + addr + service.LivePath); err != nil || resp.StatusCode != 200 {

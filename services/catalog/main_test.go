@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -74,6 +75,8 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 		"HTTP_ADDR": "127.0.0.1:0", "AMQP_URL": serviceURL, "MYSQL_DSN": dsn,
 		"PUBLIC_BASE_URL": "http://gw.test:8080",
 	}
+	iss := authtest.NewIssuer(t)
+	env["OIDC_ISSUER"], env["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	out := &testinfra.SyncBuffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
@@ -98,6 +101,7 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/products", strings.NewReader(`{"sku":"mug-1","name":"Mug","price":{"amount":500,"currency":"EUR"}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "req-run-test")
+	req.Header.Set("Authorization", "Bearer "+iss.Staff())
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +130,9 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 		}
 		if cid, _ := d.Headers["correlation_id"].(string); cid != "req-run-test" {
 			t.Fatalf("correlation_id %v, want the request id", d.Headers["correlation_id"])
+		}
+		if sub, _ := d.Headers["actor_subject"].(string); sub != "staff-1" || d.Headers["actor_role"] != "staff" {
+			t.Fatalf("actor %v %v, want the token's subject staff-1 and role staff", d.Headers["actor_subject"], d.Headers["actor_role"])
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no product_added within 20s\n%s", out)

@@ -1,7 +1,9 @@
 // Command customers runs crm.customers: the customers API (register, read,
-// update, list, remove under /v1/customers). It consumes no events; it
-// publishes customer_registered, customer_updated and customer_removed
-// through its outbox.
+// update, list, remove under /v1/customers). It consumes account_registered
+// (a customer who signed up with the identity service gets a customer record
+// under the account's customer_id: package eventapi); it publishes
+// customer_registered, customer_updated and customer_removed through its
+// outbox.
 //
 // Configuration, database, bus, relay, /health, contracts, middleware and the
 // graceful shutdown are the service kit's (internal/service; environment in
@@ -14,6 +16,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/service"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
+	"github.com/sagittarius-a/sagittarius/services/customers/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/customers/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/customers/mysql"
 )
@@ -28,6 +31,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		render := httpapi.NewRenderer(p.Base)
 		store, err := mysql.NewStore(p.DB, render.Customer, p.Relay.Notify)
 		if err != nil {
+			return nil, err
+		}
+		if err := eventapi.New(store, p.Logger).Register(p.Bus, p.DB); err != nil {
 			return nil, err
 		}
 		return httpapi.New(store, render, p.Logger), nil

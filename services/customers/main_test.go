@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -74,6 +75,8 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 		"HTTP_ADDR": "127.0.0.1:0", "AMQP_URL": serviceURL, "MYSQL_DSN": dsn,
 		"PUBLIC_BASE_URL": "http://gw.test:8080",
 	}
+	iss := authtest.NewIssuer(t)
+	env["OIDC_ISSUER"], env["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	out := &testinfra.SyncBuffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, func(k string) string { return env[k] }, out) }()
@@ -98,6 +101,7 @@ func TestRunPublishesThroughTheOutbox(t *testing.T) {
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/customers", strings.NewReader(`{"email":"ann@example.com","name":"Ann"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "req-run-test")
+	req.Header.Set("Authorization", "Bearer "+iss.Staff())
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 // Command gateway runs the API gateway of Sagittarius on :8080: the HAL root
 // linking every service, the developer portal, and a reverse proxy from
-// /<dir>/... to each service. It has no queue and no database.
+// /<dir>/... to each service. It has no queue and no database. Before
+// proxying it enforces the access each operation's OpenAPI manifest declares
+// (package access; OIDC_ISSUER and OIDC_AUDIENCE as for every service).
 //
 // Environment: the service kit's HTTP_ADDR (default 127.0.0.1:8080),
 // PUBLIC_BASE_URL, PPROF_ADDR and SHUTDOWN_GRACE (service.Config), and the
@@ -23,6 +25,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/portal"
 	"github.com/sagittarius-a/sagittarius/internal/service"
+	"github.com/sagittarius-a/sagittarius/services/gateway/access"
 	"github.com/sagittarius-a/sagittarius/services/gateway/edge"
 	"github.com/sagittarius-a/sagittarius/services/gateway/proxy"
 )
@@ -47,19 +50,30 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			return nil, err
 		}
 		p.Go("instance-health", func(ctx context.Context) error { <-ctx.Done(); gw.Close(); return nil })
-		// The edge (package edge): CORS, rate limits, connection bounds, HTTPS.
+		// The access rules of the embedded manifests (package access), then the proxy.
+		var h http.Handler = gw
+		if p.Verifier != nil { // nil only when printing contracts
+			rules, err := access.Rules(manifests.FS)
+			if err != nil {
+				return nil, err
+			}
+			if h, err = access.New(rules, p.Verifier, p.Logger, gw); err != nil {
+				return nil, err
+			}
+		}
+		// The edge (package edge) in front: CORS, rate limits, connection bounds, HTTPS.
 		front, err := edge.New(edge.ConfigFrom(getenv), nil)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		p.Listen = front.Listen
 		p.Logger.Info("edge", "settings", front.Summary())
-		return gateway{front.Wrap(gw), gw}, nil
+		return gateway{front.Wrap(h), gw}, nil
 	})
 }
 
 // gateway serves every request itself (service.API and http.Handler): the
-// edge in front of the proxy.
+// edge, the access rules of the embedded manifests, then the proxy.
 type gateway struct {
 	http.Handler
 	gw *proxy.Gateway

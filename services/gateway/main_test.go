@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -60,6 +61,8 @@ func TestRun(t *testing.T) {
 	}))
 	defer up.Close()
 	env := map[string]string{"HTTP_ADDR": "127.0.0.1:0", "PUBLIC_BASE_URL": "http://gw.test", "UPSTREAM_CUSTOMERS": up.URL}
+	iss := authtest.NewIssuer(t)
+	env["OIDC_ISSUER"], env["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &testinfra.SyncBuffer{}
@@ -81,7 +84,20 @@ func TestRun(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("not listening:\n%s", out)
 	}
+	// The manifests say registering a customer needs staff: anonymous is
+	// refused at the gateway, a staff token goes through.
 	res, err := http.Post("http://"+addr+"/customers/v1/customers", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Fatalf("anonymous: %d %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+	}
+	req, _ := http.NewRequest("POST", "http://"+addr+"/customers/v1/customers", strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+iss.Staff())
+	res, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

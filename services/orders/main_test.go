@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -24,6 +25,8 @@ func TestRun(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": amqpURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
+	iss := authtest.NewIssuer(t)
+	vars["OIDC_ISSUER"], vars["OIDC_AUDIENCE"] = iss.URL, authtest.Audience
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	logs := &testinfra.SyncBuffer{}

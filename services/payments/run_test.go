@@ -12,8 +12,21 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
 )
 
-func placed(id, token string) orderevents.Order {
-	return orderevents.Order{ID: id, Status: "pending", PaymentToken: token, Total: orderevents.Money{Amount: 4200, Currency: "EUR"}}
+// placed is an order of customer c1 paying with the method methodID.
+func placed(id, methodID string) orderevents.Order {
+	return orderevents.Order{ID: id, CustomerID: "c1", Status: "pending", PaymentMethodID: methodID, Total: orderevents.Money{Amount: 4200, Currency: "EUR"}}
+}
+
+// method registers a payment method of customer c1 with token through the
+// API (as staff) and returns its id.
+func method(t *testing.T, h *servicetest.Service, token string) string {
+	t.Helper()
+	code, body := h.Do("POST", "/v1/payment-methods", `{"token":"`+token+`","customer_id":"c1"}`)
+	var m struct{ ID string }
+	if err := json.Unmarshal(body, &m); code != 201 || err != nil || m.ID == "" {
+		t.Fatalf("register %s: %d %s", token, code, body)
+	}
+	return m.ID
 }
 
 // TestRun drives the service through the real broker: capture (every event delivered twice),
@@ -22,7 +35,8 @@ func TestRun(t *testing.T) {
 	h := servicetest.Start(t, run, paymentevents.Service)
 	ctx := context.Background()
 
-	p, err := orderevents.OrderPlaced.New(ctx, placed("o1", "tok_visa"))
+	visa, decline := method(t, h, "tok_visa"), method(t, h, "tok_decline")
+	p, err := orderevents.OrderPlaced.New(ctx, placed("o1", visa))
 	h.Publish(p, err)
 	h.Publish(p, err)
 	r, err := stockevents.StockReserved.New(ctx, stockevents.Reservation{OrderID: "o1", Status: "held"})
@@ -46,7 +60,7 @@ func TestRun(t *testing.T) {
 		t.Fatalf("payment after refund %+v", got)
 	}
 
-	h.Publish(orderevents.OrderPlaced.New(ctx, placed("o2", "tok_decline")))
+	h.Publish(orderevents.OrderPlaced.New(ctx, placed("o2", decline)))
 	h.Publish(stockevents.StockReserved.New(ctx, stockevents.Reservation{OrderID: "o2", Status: "held"}))
 	if err := json.Unmarshal(h.WaitEvent(paymentevents.PaymentDeclined.Type(), "payment", nil), &pay); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/contracttest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -21,7 +22,7 @@ type thing struct {
 // not list, is caught; the documented ones pass.
 func TestDocumentedLinkRelations(t *testing.T) {
 	s := contracts.Service{Dir: "things", Name: "things", Title: "Things", Routes: []contracts.Route{
-		{Method: "GET", Path: "/v1/things/{id}", ID: "getThing", Summary: "One thing", Params: contracts.IDParam{},
+		{Method: "GET", Path: "/v1/things/{id}", Auth: auth.Anyone(), ID: "getThing", Summary: "One thing", Params: contracts.IDParam{},
 			Handler: func(http.ResponseWriter, *http.Request) {}, Responses: []contracts.Response{{Status: 200, Body: thing{}}}},
 	}}
 	m, err := contracts.Generate(s)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/catalog"
 	"github.com/sagittarius-a/sagittarius/internal/contracts/fixture"
@@ -195,7 +196,7 @@ func TestDriftCatchesStructChanges(t *testing.T) {
 		},
 		"route added": func(s *contracts.Service) {
 			s.Routes = append(append([]contracts.Route(nil), s.Routes...), contracts.Route{
-				Method: "GET", Path: "/v1/gizmos", ID: "listGizmos", Summary: "Gizmos",
+				Method: "GET", Path: "/v1/gizmos", Auth: auth.Anyone(), ID: "listGizmos", Summary: "Gizmos",
 				Responses: []contracts.Response{{Status: 200, Body: hal.Collection[widgetPlus]{}}}})
 		},
 	}

@@ -32,6 +32,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 )
 
@@ -57,6 +58,9 @@ type Service struct {
 	// Logs holds what the service wrote to stdout; it is printed when the
 	// test fails.
 	Logs *testinfra.SyncBuffer
+	// Issuer is the OpenID provider the service trusts (OIDC_ISSUER): the
+	// test signs its tokens with it (Issuer.Customer, Issuer.Staff).
+	Issuer *authtest.Issuer
 
 	t      testing.TB
 	pub    *amqp.Channel
@@ -67,7 +71,8 @@ type Service struct {
 // Start runs run for service (its queue name, e.g. "logistics.inventory")
 // with HTTP_ADDR on a free port, AMQP_URL of a user with the service's
 // production permissions in a fresh vhost holding sagittarius-a, MYSQL_DSN of
-// a fresh database, PUBLIC_BASE_URL http://gw.test, and env (KEY=VALUE pairs)
+// a fresh database, PUBLIC_BASE_URL http://gw.test, OIDC_ISSUER and
+// OIDC_AUDIENCE of a test provider (Service.Issuer), and env (KEY=VALUE pairs)
 // on top. It starts observing every event on sagittarius-a before the service
 // starts, and returns once GET /health answers 200.
 //
@@ -80,7 +85,7 @@ func Start(t testing.TB, run RunFunc, service string, env ...string) *Service {
 	testinfra.DeclareExchange(t, vhost)
 	serviceURL := testinfra.NewServiceUser(t, vhost, service)
 	dsn := testinfra.NewDatabaseDSN(t)
-	s := &Service{Vhost: vhost, AdminURL: adminURL, DSN: dsn, Logs: &testinfra.SyncBuffer{}, t: t}
+	s := &Service{Vhost: vhost, AdminURL: adminURL, DSN: dsn, Logs: &testinfra.SyncBuffer{}, Issuer: authtest.NewIssuer(t), t: t}
 	s.observe()
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -90,7 +95,8 @@ func Start(t testing.TB, run RunFunc, service string, env ...string) *Service {
 	addr := ln.Addr().String()
 	ln.Close()
 	s.URL = "http://" + addr
-	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": serviceURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test"}
+	vars := map[string]string{"HTTP_ADDR": addr, "AMQP_URL": serviceURL, "MYSQL_DSN": dsn, "PUBLIC_BASE_URL": "http://gw.test",
+		"OIDC_ISSUER": s.Issuer.URL, "OIDC_AUDIENCE": authtest.Audience}
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -251,7 +257,8 @@ func (s *Service) CountEvents(typ string, wait time.Duration) int {
 }
 
 // Do sends a request to the service, with body as JSON unless empty, and
-// headers as name, value pairs. It returns the status and the body, or 0 and
+// headers as name, value pairs. It sends a staff token of Issuer unless
+// headers set Authorization ("" sends none). It returns the status and the body, or 0 and
 // nil when the request could not be sent (the service is not listening).
 func (s *Service) Do(method, path, body string, headers ...string) (int, []byte) {
 	s.t.Helper()
@@ -262,8 +269,12 @@ func (s *Service) Do(method, path, body string, headers ...string) (int, []byte)
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+s.Issuer.Staff())
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

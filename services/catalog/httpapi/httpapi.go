@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -93,21 +94,21 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the products collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the products collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "GET", Path: "/v1/products", Handler: a.list, ID: "listProducts", Summary: "List products, filtered by status and SKU",
+		{Method: "GET", Path: "/v1/products", Handler: a.list, Auth: auth.Anyone(), ID: "listProducts", Summary: "List products, filtered by status and SKU",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[productevents.Product]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "POST", Path: "/v1/products", Handler: a.add, ID: "addProduct", Summary: "Add a product (event product_added)",
+		{Method: "POST", Path: "/v1/products", Handler: a.add, Auth: auth.AnyOf(auth.RoleStaff), ID: "addProduct", Summary: "Add a product (event product_added)",
 			Body:      addRequest{},
 			Responses: []contracts.Response{{Status: http.StatusCreated, Body: productevents.Product{}, Headers: []string{"Location", "ETag"}}},
 			Errors:    []int{http.StatusConflict}},
-		{Method: "GET", Path: "/v1/products/{id}", Handler: a.get, ID: "getProduct", Summary: "One product",
+		{Method: "GET", Path: "/v1/products/{id}", Handler: a.get, Auth: auth.Anyone(), ID: "getProduct", Summary: "One product",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: productevents.Product{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/products/{id}", Handler: a.patch, ID: "updateProduct",
+		{Method: "PATCH", Path: "/v1/products/{id}", Handler: a.patch, Auth: auth.AnyOf(auth.RoleStaff), ID: "updateProduct",
 			Summary:     "Change a product's name, description or price, or retire it (events product_updated, product_retired)",
 			Description: `{"status":"retired"} retires the product; a retired product can no longer change (409).`,
 			Params:      itemParams{}, Body: patchRequest{},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -96,25 +97,25 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the customers collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the customers collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "GET", Path: "/v1/customers", Handler: a.list, ID: "listCustomers", Summary: "List customers, filtered by email and status",
+		{Method: "GET", Path: "/v1/customers", Handler: a.list, Auth: auth.AnyOf(auth.RoleStaff), ID: "listCustomers", Summary: "List customers, filtered by email and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[customerevents.Customer]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "POST", Path: "/v1/customers", Handler: a.register, ID: "registerCustomer", Summary: "Register a customer (event customer_registered)",
+		{Method: "POST", Path: "/v1/customers", Handler: a.register, Auth: auth.AnyOf(auth.RoleStaff), ID: "registerCustomer", Summary: "Register a customer (event customer_registered)",
 			Body:      registerRequest{},
 			Responses: []contracts.Response{{Status: http.StatusCreated, Body: customerevents.Customer{}, Headers: []string{"Location", "ETag"}}},
 			Errors:    []int{http.StatusConflict}},
-		{Method: "GET", Path: "/v1/customers/{id}", Handler: a.get, ID: "getCustomer", Summary: "One customer",
+		{Method: "GET", Path: "/v1/customers/{id}", Handler: a.get, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getCustomer", Summary: "One customer",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: customerevents.Customer{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/customers/{id}", Handler: a.patch, ID: "updateCustomer", Summary: "Change a customer's email, name or status (event customer_updated)",
+		{Method: "PATCH", Path: "/v1/customers/{id}", Handler: a.patch, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "updateCustomer", Summary: "Change a customer's email, name or status (event customer_updated)",
 			Params: itemParams{}, Body: patchRequest{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: customerevents.Customer{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed}},
-		{Method: "DELETE", Path: "/v1/customers/{id}", Handler: a.remove, ID: "removeCustomer", Summary: "Remove a customer (event customer_removed)",
+		{Method: "DELETE", Path: "/v1/customers/{id}", Handler: a.remove, Auth: auth.AnyOf(auth.RoleStaff), ID: "removeCustomer", Summary: "Remove a customer (event customer_removed)",
 			Params:    itemParams{},
 			Responses: []contracts.Response{{Status: http.StatusNoContent}},
 			Errors:    []int{http.StatusNotFound, http.StatusPreconditionFailed}},
@@ -194,6 +195,9 @@ func customerID(r *http.Request) (string, error) {
 	id := r.PathValue("id")
 	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
 		return "", customer.ErrNotFound
+	}
+	if !auth.Owns(r.Context(), id) {
+		return "", customer.ErrNotFound // another customer's record: as if it did not exist
 	}
 	return id, nil
 }

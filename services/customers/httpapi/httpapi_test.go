@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -113,7 +114,7 @@ func newTestServer(t testing.TB) (http.Handler, *memStore) {
 	n := 0
 	api.newID = func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }
 	api.now = func() time.Time { return now }
-	h := httpkit.Stack(api.Routes(), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 4096})
+	h := httpkit.Stack(authtest.Caller(api.Routes()), httpkit.Options{Logger: slog.New(slog.DiscardHandler), MaxBodyBytes: 4096})
 	return h, store
 }
 
@@ -381,4 +382,25 @@ func FuzzRequests(f *testing.F) {
 		}
 		_, _ = io.Copy(io.Discard, rec.Body)
 	})
+}
+
+// TestCustomersSeeOnlyTheirOwnRecord: a customer reads and changes their
+// own record; another customer's answers exactly as a missing one (404).
+func TestCustomersSeeOnlyTheirOwnRecord(t *testing.T) {
+	h, _ := newTestServer(t)
+	const other = "22222222-2222-4222-8222-222222222222"
+	item := "/v1/customers/" + seedID
+	if rec := do(h, "GET", item, "", "", authtest.CustomerHeader, seedID); rec.Code != 200 {
+		t.Fatalf("own record: %d %s", rec.Code, rec.Body)
+	}
+	missing := do(h, "GET", "/v1/customers/33333333-3333-4333-8333-333333333333", "", "", authtest.CustomerHeader, other)
+	for _, m := range []struct{ method, body string }{{"GET", ""}, {"PATCH", `{"name":"Mallory"}`}} {
+		rec := do(h, m.method, item, js, m.body, authtest.CustomerHeader, other)
+		if rec.Code != 404 || rec.Body.String() != strings.Replace(missing.Body.String(), "33333333-3333-4333-8333-333333333333", seedID, 1) {
+			t.Errorf("%s another customer's record: %d %s (missing: %s)", m.method, rec.Code, rec.Body, missing.Body)
+		}
+	}
+	if rec := do(h, "PATCH", item, js, `{"name":"Seed Two"}`, authtest.CustomerHeader, seedID); rec.Code != 200 {
+		t.Errorf("own change: %d %s", rec.Code, rec.Body)
+	}
 }

@@ -121,6 +121,25 @@ func (s *Store) Create(ctx context.Context, c customer.Customer) error {
 	})
 }
 
+// CreateIfAbsentTx inserts c and enqueues customer_registered in tx (the
+// transaction of a consumed event), unless a customer with c.ID exists:
+// then it returns false and changes nothing. An email another customer has
+// is customer.ErrEmailTaken.
+func (s *Store) CreateIfAbsentTx(ctx context.Context, tx *sqlx.Tx, c customer.Customer) (bool, error) {
+	var n int
+	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM customers WHERE id = ?`, c.ID); err != nil {
+		return false, err
+	}
+	if n > 0 {
+		return false, nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO customers (`+columns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Email, c.Name, string(c.Status), c.Version, c.RegisteredAt, c.UpdatedAt); err != nil {
+		return false, mapWriteErr(err)
+	}
+	return true, eventbus.Emit(ctx, tx, customerevents.CustomerRegistered, s.render(c))
+}
+
 // mapWriteErr turns a duplicate-key error into customer.ErrEmailTaken (email
 // is the only unique key besides the generated id).
 func mapWriteErr(err error) error {

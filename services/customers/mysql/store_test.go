@@ -14,6 +14,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
@@ -261,7 +262,7 @@ func TestConcurrentUpdatesNeverLoseAVersion(t *testing.T) {
 func TestHTTPOverMariaDBNeverAnswers5xx(t *testing.T) {
 	s, _, _ := newStore(t)
 	api := httpapi.New(s, httpapi.NewRenderer(hal.MustBase("http://gw.test")), nil)
-	h := httpkit.Stack(api.Routes(), httpkit.Options{})
+	h := httpkit.Stack(authtest.Caller(api.Routes()), httpkit.Options{})
 	long4 := strings.Repeat("😀", customer.MaxNameLen)
 	tests := []struct{ method, target, body string }{
 		{"POST", "/v1/customers", `{"email":"jöhn@exämple.com","name":"` + long4 + `"}`},

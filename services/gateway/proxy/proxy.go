@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -193,7 +194,7 @@ func (g *Gateway) Close() { g.stop() }
 // contracts/openapi/gateway.yaml is generated from.
 func (g *Gateway) Table() []contracts.Route {
 	return []contracts.Route{
-		{Method: http.MethodGet, Path: "/", Handler: g.root, ID: "getRoot", Tag: "root",
+		{Method: http.MethodGet, Path: "/", Handler: g.root, Auth: auth.Anyone(), ID: "getRoot", Tag: "root",
 			Summary:     "The API's entry point: links to every service's API (rel = its prefix) and to the developer portal",
 			Description: "Every service's API is proxied under its prefix: /customers, /catalog, /orders, /inventory, /payments, /shipping; see their own manifests. An upstream that is down gives 503, one that times out 504, any other transport failure 502 (problem+json).",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}, Example: Root{
@@ -204,7 +205,7 @@ func (g *Gateway) Table() []contracts.Route {
 					"orders":    hal.One(hal.Link{Href: "http://127.0.0.1:8080/orders/v1", Title: "sales.orders"}),
 					"docs":      hal.One(hal.Link{Href: "http://127.0.0.1:8080/docs/", Type: "text/html", Title: "developer portal"}),
 				}}}}},
-		{Method: http.MethodGet, Path: "/health", Handler: g.health, ID: "getHealth", Tag: "health",
+		{Method: http.MethodGet, Path: "/health", Handler: g.health, Auth: auth.Anyone(), ID: "getHealth", Tag: "health",
 			Summary:   "200 when every upstream's /health answers 200, else 503 naming the failing ones",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Health{}, ContentType: "application/json"}},
 			Errors:    []int{http.StatusServiceUnavailable}},

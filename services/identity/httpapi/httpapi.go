@@ -7,9 +7,10 @@
 //	GET    /v1/accounts/{id}    one account: the account itself, staff and operators; 404 for anyone else
 //	GET    /health              200 or 503 problem
 //
-// Requests reach the handlers through auth's Guard with an anonymous
-// requirement (main wires it), so a request with a token has its Principal
-// in the context and a request with a bad token never gets here. The
+// Requests reach the handlers through auth's Guard with each route's
+// requirement (the service kit wires it from Route.Auth), so a request with
+// a token has its Principal in the context and a request with a bad token
+// never gets here. The
 // OpenID provider's protocol endpoints and sign-in page are not this API:
 // see package idp.
 //
@@ -81,10 +82,10 @@ func New(store account.Store, render Renderer, logger *slog.Logger) *API {
 	return &API{store: store, render: render, logger: logger, now: time.Now, newID: uuid.NewString}
 }
 
-// Routes returns every route of the API; health answers GET /health.
-func (a *API) Routes(health http.Handler) *httpkit.Router {
+// Routes returns a router of every route of the API, without token
+// verification (the service kit serves the table with it), for tests.
+func (a *API) Routes() *httpkit.Router {
 	rt := httpkit.NewRouter()
-	rt.Handle("GET /health", health)
 	contracts.HandleRoutes(rt, a.Table())
 	return rt
 }
@@ -98,18 +99,18 @@ func (a *API) Table() []contracts.Route {
 		Role  string `query:"role" enum:"customer,staff,operator" description:"only accounts with this role"`
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to accounts and to the OpenID provider",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to accounts and to the OpenID provider",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "GET", Path: "/v1/accounts", Handler: a.list, ID: "listAccounts", Summary: "List accounts (staff and operators)",
+		{Method: "GET", Path: "/v1/accounts", Handler: a.list, Auth: auth.AnyOf(auth.RoleStaff, auth.RoleOperator), ID: "listAccounts", Summary: "List accounts (staff and operators)",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[accountevents.Account]{}}},
 			Errors:    []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden}},
-		{Method: "POST", Path: "/v1/accounts", Handler: a.signUp, ID: "signUp", Summary: "Sign up as a customer (event account_registered)",
+		{Method: "POST", Path: "/v1/accounts", Handler: a.signUp, Auth: auth.Anyone(), ID: "signUp", Summary: "Sign up as a customer (event account_registered)",
 			Description: "Creates a customer account and its customer id. Sign in afterwards through the OpenID provider (authorization code with PKCE).",
 			Body:        signUpRequest{},
 			Responses:   []contracts.Response{{Status: http.StatusCreated, Body: accountevents.Account{}, Headers: []string{"Location", "ETag"}}},
 			Errors:      []int{http.StatusConflict}},
-		{Method: "GET", Path: "/v1/accounts/{id}", Handler: a.get, ID: "getAccount", Summary: "One account (itself, staff, operators)",
+		{Method: "GET", Path: "/v1/accounts/{id}", Handler: a.get, Auth: auth.Authenticated(), ID: "getAccount", Summary: "One account (itself, staff, operators)",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: accountevents.Account{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusUnauthorized, http.StatusNotFound}},

@@ -2,10 +2,12 @@ package idp
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 )
 
@@ -70,4 +72,30 @@ func (s sealer) open(kid string, stored []byte) ([]byte, error) {
 		return nil, errors.New("the key cannot be unsealed: wrong key-encryption secret, or the row was changed")
 	}
 	return der, nil
+}
+
+// OpenSigningKey returns the private key of a stored signing key (a row of
+// oauth_signing_keys: its id and private_der), unsealing it with the
+// key-encryption secret when it is sealed. It is what anyone holding both
+// the database and the secret can do; the attack tests (e2e) use it to sign
+// tokens with the platform's real key whose claims are wrong, to prove the
+// claims are checked, not only the signature.
+func OpenSigningKey(keyEncryptionSecret, kid string, stored []byte) (crypto.Signer, error) {
+	s, err := newSealer(keyEncryptionSecret)
+	if err != nil {
+		return nil, err
+	}
+	der, err := s.open(kid, stored)
+	if err != nil {
+		return nil, err
+	}
+	k, err := x509.ParsePKCS8PrivateKey(der)
+	if err != nil {
+		return nil, err
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New("idp: the stored key cannot sign")
+	}
+	return signer, nil
 }

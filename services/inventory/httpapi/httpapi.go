@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -94,27 +95,27 @@ func (a *API) Table() []contracts.Route {
 		return []contracts.Response{{Status: http.StatusOK, Body: body, Headers: headers}}
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to stock items, reservations and replenishments",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to stock items, reservations and replenishments",
 			Responses: ok(Root{})},
-		{Method: "GET", Path: "/v1/stock-items", Handler: a.listStockItems, ID: "listStockItems", Summary: "Stock per product",
+		{Method: "GET", Path: "/v1/stock-items", Handler: a.listStockItems, Auth: auth.Anyone(), ID: "listStockItems", Summary: "Stock per product",
 			Params: stockListParams{}, Responses: ok(hal.Collection[stockevents.Stock]{}), Errors: []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/stock-items/{product_id}", Handler: a.getStockItem, ID: "getStockItem", Summary: "The stock of one product",
+		{Method: "GET", Path: "/v1/stock-items/{product_id}", Handler: a.getStockItem, Auth: auth.Anyone(), ID: "getStockItem", Summary: "The stock of one product",
 			Params: productParam{}, Responses: ok(stockevents.Stock{}, "ETag"), Errors: []int{http.StatusNotFound}},
-		{Method: "POST", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.postReplenishment, ID: "replenishStock",
+		{Method: "POST", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.postReplenishment, Auth: auth.AnyOf(auth.RoleStaff), ID: "replenishStock",
 			Summary: "Replenish the stock of a product (event stock_replenished)",
 			Params:  productParam{}, Body: replenishmentRequest{},
 			Responses: []contracts.Response{{Status: http.StatusCreated, Body: Replenishment{}, Headers: []string{"Location"}}},
 			Errors:    []int{http.StatusNotFound, http.StatusConflict}},
-		{Method: "GET", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.listProductReplenishments, ID: "listProductReplenishments",
+		{Method: "GET", Path: "/v1/stock-items/{product_id}/replenishments", Handler: a.listProductReplenishments, Auth: auth.AnyOf(auth.RoleStaff), ID: "listProductReplenishments",
 			Summary: "The replenishments of one product", Params: productReplenishmentsParams{},
 			Responses: ok(hal.Collection[Replenishment]{}), Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
-		{Method: "GET", Path: "/v1/replenishments", Handler: a.listReplenishments, ID: "listReplenishments", Summary: "All replenishments",
+		{Method: "GET", Path: "/v1/replenishments", Handler: a.listReplenishments, Auth: auth.AnyOf(auth.RoleStaff), ID: "listReplenishments", Summary: "All replenishments",
 			Params: replenishmentListParams{}, Responses: ok(hal.Collection[Replenishment]{}), Errors: []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/replenishments/{id}", Handler: a.getReplenishment, ID: "getReplenishment", Summary: "One replenishment",
+		{Method: "GET", Path: "/v1/replenishments/{id}", Handler: a.getReplenishment, Auth: auth.AnyOf(auth.RoleStaff), ID: "getReplenishment", Summary: "One replenishment",
 			Params: contracts.IDParam{}, Responses: ok(Replenishment{}), Errors: []int{http.StatusNotFound}},
-		{Method: "GET", Path: "/v1/reservations", Handler: a.listReservations, ID: "listReservations", Summary: "Reservations of stock for orders",
+		{Method: "GET", Path: "/v1/reservations", Handler: a.listReservations, Auth: auth.AnyOf(auth.RoleStaff), ID: "listReservations", Summary: "Reservations of stock for orders",
 			Params: reservationListParams{}, Responses: ok(hal.Collection[stockevents.Reservation]{}), Errors: []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/reservations/{order_id}", Handler: a.getReservation, ID: "getReservation", Summary: "The reservation of one order",
+		{Method: "GET", Path: "/v1/reservations/{order_id}", Handler: a.getReservation, Auth: auth.AnyOf(auth.RoleStaff), ID: "getReservation", Summary: "The reservation of one order",
 			Params: orderParam{}, Responses: ok(stockevents.Reservation{}), Errors: []int{http.StatusNotFound}},
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -137,13 +138,13 @@ func (a *API) Table() []contracts.Route {
 		CustomerID string `query:"customer_id" format:"uuid" description:"only journeys whose events carry this customer id"`
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the journeys",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the journeys",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "GET", Path: "/v1/journeys", Handler: a.list, ID: "listJourneys", Summary: "Journeys, filtered by state, order and customer, most recently started first",
+		{Method: "GET", Path: "/v1/journeys", Handler: a.list, Auth: auth.AnyOf(auth.RoleStaff, auth.RoleOperator), ID: "listJourneys", Summary: "Journeys, filtered by state, order and customer, most recently started first",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[journeyevents.Journey]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/journeys/{id}", Handler: a.get, ID: "getJourney", Summary: "One journey (by its correlation id) with its timeline",
+		{Method: "GET", Path: "/v1/journeys/{id}", Handler: a.get, Auth: auth.AnyOf(auth.RoleStaff, auth.RoleOperator), ID: "getJourney", Summary: "One journey (by its correlation id) with its timeline",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: journeyevents.Journey{}}},
 			Errors:    []int{http.StatusNotFound}},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -89,13 +90,13 @@ func (a *API) Table() []contracts.Route {
 		Status     string `query:"status" enum:"pending,sending,sent,not_sent,failed" description:"only notifications in this status"`
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, ID: "getRoot", Summary: "Entry point: links to the notifications collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.root, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the notifications collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "GET", Path: "/v1/notifications", Handler: a.list, ID: "listNotifications", Summary: "List notifications, oldest first, filtered by customer and status",
+		{Method: "GET", Path: "/v1/notifications", Handler: a.list, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff, auth.RoleOperator), ID: "listNotifications", Summary: "List notifications, oldest first, filtered by customer and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[notificationevents.Notification]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/notifications/{id}", Handler: a.get, ID: "getNotification", Summary: "One notification",
+		{Method: "GET", Path: "/v1/notifications/{id}", Handler: a.get, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff, auth.RoleOperator), ID: "getNotification", Summary: "One notification",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: notificationevents.Notification{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
@@ -162,6 +163,14 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		// A customer lists only their own notifications; asking for another
+		// customer's gives an empty page, as for a customer without any.
+		if own == "" || (f.CustomerID != "" && f.CustomerID != own) {
+			own = "-" // no customer has this id
+		}
+		f.CustomerID = own
+	}
 	ns, total, err := a.store.List(r.Context(), f)
 	if err != nil {
 		a.fail(w, r, err)
@@ -183,6 +192,9 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := a.store.Get(r.Context(), id)
+	if err == nil && !auth.Owns(r.Context(), n.CustomerID) {
+		err = notification.ErrNotFound // another customer's: as if it did not exist
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

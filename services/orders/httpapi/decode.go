@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -15,7 +16,7 @@ import (
 type placeRequest struct {
 	CustomerID      string          `json:"customer_id"`
 	Lines           []lineRequest   `json:"lines"`
-	PaymentToken    string          `json:"payment_token"`
+	PaymentMethodID string          `json:"payment_method_id"`
 	ShippingAddress *addressRequest `json:"shipping_address"`
 }
 
@@ -41,10 +42,16 @@ func decodePlace(w http.ResponseWriter, r *http.Request) (order.PlaceInput, erro
 	if err := httpkit.DecodeJSON(w, r, &req); err != nil {
 		return order.PlaceInput{}, err
 	}
+	customerID := req.CustomerID
+	if own, confined := auth.Confined(r.Context()); confined {
+		// A customer orders for themselves: the body's customer_id is never
+		// trusted over the token (staff may place for any customer).
+		customerID = own
+	}
 	in := order.PlaceInput{
-		CustomerID:   req.CustomerID,
-		PaymentToken: req.PaymentToken,
-		Lines:        make([]order.LineInput, len(req.Lines)),
+		CustomerID:      customerID,
+		PaymentMethodID: req.PaymentMethodID,
+		Lines:           make([]order.LineInput, len(req.Lines)),
 	}
 	for i, l := range req.Lines {
 		in.Lines[i] = order.LineInput{ProductID: l.ProductID, Quantity: l.Quantity}

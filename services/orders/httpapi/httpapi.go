@@ -13,11 +13,14 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -80,21 +83,21 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.index, ID: "getRoot", Summary: "Entry point: links to the orders collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.index, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the orders collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: rootDoc{}}}},
-		{Method: "POST", Path: "/v1/orders", Handler: a.placeOrder, ID: "placeOrder", Summary: "Place an order (event order_placed); status pending",
+		{Method: "POST", Path: "/v1/orders", Handler: a.placeOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "placeOrder", Summary: "Place an order (event order_placed); status pending",
 			Description: "The customer must be known and active, every product known, active and priced (from read models fed by customer and product events).",
 			Params:      placeParams{}, Body: placeRequest{},
 			Responses: []contracts.Response{{Status: http.StatusCreated, Body: orderevents.Order{}, Headers: []string{"Location", "ETag", "Idempotent-Replayed"}}}},
-		{Method: "GET", Path: "/v1/orders", Handler: a.listOrders, ID: "listOrders", Summary: "List orders, newest first, filtered by customer and status",
+		{Method: "GET", Path: "/v1/orders", Handler: a.listOrders, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listOrders", Summary: "List orders, newest first, filtered by customer and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[orderevents.Order]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/orders/{id}", Handler: a.getOrder, ID: "getOrder", Summary: "One order",
+		{Method: "GET", Path: "/v1/orders/{id}", Handler: a.getOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getOrder", Summary: "One order",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/orders/{id}", Handler: a.patchOrder, ID: "cancelOrder", Summary: `Cancel an order: {"status":"cancelled"} (event order_cancelled)`,
+		{Method: "PATCH", Path: "/v1/orders/{id}", Handler: a.patchOrder, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "cancelOrder", Summary: `Cancel an order: {"status":"cancelled"} (event order_cancelled)`,
 			Description: "The only change a client may make; 409 once the order is dispatched, delivered or already cancelled.",
 			Params:      itemParams{}, Body: patchRequest{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: orderevents.Order{}, Headers: []string{"ETag"}}},
@@ -140,6 +143,7 @@ func (a *API) placeOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	key = scopedKey(r, key)
 	placed, replayed, err := a.store.PlaceOrder(r.Context(), in, key)
 	if err != nil {
 		a.fail(w, r, err)
@@ -159,6 +163,14 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		// A customer lists only their own orders; asking for another
+		// customer's gives an empty page, as for a customer without orders.
+		if own == "" || (f.CustomerID != "" && f.CustomerID != own) {
+			own = noCustomer
+		}
+		f.CustomerID = own
 	}
 	orders, total, err := a.store.Orders(r.Context(), f)
 	if err != nil {
@@ -180,7 +192,7 @@ func (a *API) listOrders(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := a.store.Order(r.Context(), r.PathValue("id"))
+	o, err := a.owned(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -195,6 +207,10 @@ func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if _, err := a.owned(r); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	o, err := a.store.CancelOrder(r.Context(), r.PathValue("id"), httpkit.IfMatch(r).Allows)
 	if err != nil {
 		a.fail(w, r, err)
@@ -202,6 +218,38 @@ func (a *API) patchOrder(w http.ResponseWriter, r *http.Request) {
 	}
 	httpkit.SetETag(w, int64(o.Version))
 	hal.Write(w, r, http.StatusOK, a.render.Order(o))
+}
+
+// scopedKey returns the Idempotency-Key as stored: the SHA-256 of the
+// caller's subject and the key, so that one caller's key never replays
+// another caller's answer (nor tells them it exists); "" stays "".
+func scopedKey(r *http.Request, key string) string {
+	if key == "" {
+		return ""
+	}
+	var sub string
+	if p, ok := auth.FromContext(r.Context()); ok {
+		sub = p.Subject
+	}
+	sum := sha256.Sum256([]byte(sub + "\x00" + key))
+	return hex.EncodeToString(sum[:])
+}
+
+// noCustomer is a customer id no order has (ids hold no NUL).
+const noCustomer = "\x00"
+
+// owned returns the order of the request's {id}, or order.ErrNotFound when
+// the caller may not see it (another customer's order answers exactly as a
+// missing one: 404, nothing revealed).
+func (a *API) owned(r *http.Request) (*order.Order, error) {
+	o, err := a.store.Order(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if !auth.Owns(r.Context(), o.CustomerID) {
+		return nil, order.ErrNotFound
+	}
+	return o, nil
 }
 
 // fail maps err to a problem: the one place where errors become HTTP

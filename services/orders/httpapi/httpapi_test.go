@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
@@ -135,12 +136,12 @@ func newServer(t testing.TB) (*fakeStore, http.Handler) {
 	render := NewRenderer(hal.MustBase(base))
 	store := newFakeStore(render)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := httpkit.Stack(New(store, render, logger).Routes(), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
+	h := httpkit.Stack(authtest.Caller(New(store, render, logger).Routes()), httpkit.Options{Logger: logger, MaxBodyBytes: 64 << 10})
 	return store, h
 }
 
 const validBody = `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":2},{"product_id":"p2","quantity":1}],
-	"payment_token":"tok_visa","shipping_address":{"name":"Ada","line1":"1 Main St","postal_code":"10115","city":"Berlin","country":"DE"}}`
+	"payment_method_id":"tok_visa","shipping_address":{"name":"Ada","line1":"1 Main St","postal_code":"10115","city":"Berlin","country":"DE"}}`
 
 type request struct {
 	method, path, body string
@@ -195,7 +196,7 @@ func TestPlaceOrderRequests(t *testing.T) {
 		{name: "quantity is a string", rq: request{body: `{"lines":[{"product_id":"p1","quantity":"2"}]}`}, status: 422, field: "/lines/quantity"},
 		{name: "quantity is fractional", rq: request{body: `{"lines":[{"product_id":"p1","quantity":1.5}]}`}, status: 422},
 		{name: "quantity overflows", rq: request{body: `{"lines":[{"product_id":"p1","quantity":1e40}]}`}, status: 422},
-		{name: "no address", rq: request{body: `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":1}],"payment_token":"t"}`}, status: 422, field: "/shipping_address/line1"},
+		{name: "no address", rq: request{body: `{"customer_id":"c1","lines":[{"product_id":"p1","quantity":1}],"payment_method_id":"t"}`}, status: 422, field: "/shipping_address/line1"},
 		{name: "quantity zero", rq: request{body: strings.Replace(validBody, `"quantity":2`, `"quantity":0`, 1)}, status: 422, field: "/lines/0/quantity"},
 		{name: "quantity 1001", rq: request{body: strings.Replace(validBody, `"quantity":2`, `"quantity":1001`, 1)}, status: 422, field: "/lines/0/quantity"},
 		{name: "unknown customer", rq: request{body: strings.Replace(validBody, `"c1"`, `"c9"`, 1)}, status: 422, field: "/customer_id"},
@@ -606,5 +607,64 @@ func TestManifestExamplesAreAccepted(t *testing.T) {
 	o := place(t, h)
 	if w := do(t, h, request{method: "PATCH", path: "/v1/orders/" + o.ID, body: example("/v1/orders/{id}", "patch")}); w.Code != 200 {
 		t.Errorf("PATCH with the manifest's example: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestCustomersSeeOnlyTheirOwnOrders: a customer's order is placed for them
+// whatever the body says; another customer reads, cancels or lists it as if
+// it did not exist (404, an empty page); staff see it.
+func TestCustomersSeeOnlyTheirOwnOrders(t *testing.T) {
+	_, h := newServer(t)
+	ann := map[string]string{"X-Test-Customer": "c1"}
+	bob := map[string]string{"X-Test-Customer": "c2"}
+	body := strings.Replace(validBody, `"customer_id":"c1"`, `"customer_id":"c2"`, 1) // claims to be bob
+	res := do(t, h, request{"POST", "/v1/orders", body, ann})
+	if res.Code != http.StatusCreated {
+		t.Fatalf("place: %d %s", res.Code, res.Body)
+	}
+	var o struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"`
+	}
+	json.Unmarshal(res.Body.Bytes(), &o)
+	if o.CustomerID != "c1" {
+		t.Fatalf("the order is for %q, want the token's customer c1", o.CustomerID)
+	}
+	missing := do(t, h, request{"GET", "/v1/orders/no-such-order", "", bob})
+	for _, rq := range []request{
+		{"GET", "/v1/orders/" + o.ID, "", bob},
+		{"PATCH", "/v1/orders/" + o.ID, `{"status":"cancelled"}`, bob},
+	} {
+		got := do(t, h, rq)
+		if got.Code != http.StatusNotFound || got.Body.String() != strings.Replace(missing.Body.String(), "no-such-order", o.ID, 1) {
+			t.Errorf("%s as another customer: %d %s (a missing order: %s)", rq.method, got.Code, got.Body, missing.Body)
+		}
+	}
+	for path, want := range map[string]string{"/v1/orders": `"total":0`, "/v1/orders?customer_id=c1": `"total":0`} {
+		if got := do(t, h, request{"GET", path, "", bob}); got.Code != 200 || !strings.Contains(got.Body.String(), want) {
+			t.Errorf("GET %s as another customer: %d %s", path, got.Code, got.Body)
+		}
+	}
+	if got := do(t, h, request{"GET", "/v1/orders", "", ann}); !strings.Contains(got.Body.String(), `"total":1`) {
+		t.Errorf("own list: %s", got.Body)
+	}
+	if got := do(t, h, request{"GET", "/v1/orders/" + o.ID, "", nil}); got.Code != 200 {
+		t.Errorf("staff: %d", got.Code)
+	}
+}
+
+// TestIdempotencyKeysAreScopedToTheCaller: the same Idempotency-Key from
+// another caller places that caller's own order; it never replays the first
+// caller's answer.
+func TestIdempotencyKeysAreScopedToTheCaller(t *testing.T) {
+	_, h := newServer(t)
+	first := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"X-Test-Customer": "c1", "Idempotency-Key": "k-1"}})
+	again := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"X-Test-Customer": "c1", "Idempotency-Key": "k-1"}})
+	other := do(t, h, request{"POST", "/v1/orders", validBody, map[string]string{"Idempotency-Key": "k-1"}}) // staff, for c1
+	if first.Code != 201 || again.Header().Get("Idempotent-Replayed") != "true" || again.Body.String() != first.Body.String() {
+		t.Fatalf("the same caller's retry: %d %q", again.Code, again.Header().Get("Idempotent-Replayed"))
+	}
+	if other.Code != 201 || other.Header().Get("Idempotent-Replayed") != "" || other.Header().Get("Location") == first.Header().Get("Location") {
+		t.Fatalf("another caller with the same key: %d %q %s", other.Code, other.Header().Get("Idempotent-Replayed"), other.Body)
 	}
 }

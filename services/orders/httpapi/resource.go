@@ -40,7 +40,7 @@ func (r Renderer) Order(o *order.Order) orderevents.Order {
 		CancellationReason: string(o.CancellationReason),
 		Lines:              make([]orderevents.Line, len(o.Lines)),
 		Total:              orderevents.Money(o.Total),
-		PaymentToken:       o.PaymentToken,
+		PaymentMethodID:    o.PaymentMethodID,
 		ShippingAddress:    orderevents.Address(o.ShippingAddress),
 		PaymentID:          o.PaymentID,
 		ShipmentID:         o.ShipmentID,

@@ -317,7 +317,7 @@ func (s *Store) CancelOrder(ctx context.Context, id string, ifMatch func(version
 	return o, nil
 }
 
-const orderColumns = `id, customer_id, status, cancellation_reason, total_amount, currency, payment_token,
+const orderColumns = `id, customer_id, status, cancellation_reason, total_amount, currency, payment_method_id,
 	ship_name, ship_line1, ship_line2, ship_postal_code, ship_city, ship_country,
 	payment_id, shipment_id, version, placed_at, updated_at`
 
@@ -328,7 +328,7 @@ type orderRow struct {
 	CancellationReason string    `db:"cancellation_reason"`
 	TotalAmount        int64     `db:"total_amount"`
 	Currency           string    `db:"currency"`
-	PaymentToken       string    `db:"payment_token"`
+	PaymentMethodID    string    `db:"payment_method_id"`
 	ShipName           string    `db:"ship_name"`
 	ShipLine1          string    `db:"ship_line1"`
 	ShipLine2          string    `db:"ship_line2"`
@@ -348,7 +348,7 @@ func (r orderRow) order(lines []order.Line) *order.Order {
 		CustomerID:         r.CustomerID,
 		Lines:              lines,
 		Total:              order.Money{Amount: r.TotalAmount, Currency: r.Currency},
-		PaymentToken:       r.PaymentToken,
+		PaymentMethodID:    r.PaymentMethodID,
 		ShippingAddress:    order.Address{Name: r.ShipName, Line1: r.ShipLine1, Line2: r.ShipLine2, PostalCode: r.ShipPostalCode, City: r.ShipCity, Country: r.ShipCountry},
 		Status:             order.Status(r.Status),
 		CancellationReason: order.Reason(r.CancellationReason),
@@ -455,7 +455,7 @@ func insertOrder(ctx context.Context, tx *sqlx.Tx, o *order.Order) error {
 	a := o.ShippingAddress
 	_, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		o.ID, o.CustomerID, string(o.Status), string(o.CancellationReason), o.Total.Amount, o.Total.Currency, o.PaymentToken,
+		o.ID, o.CustomerID, string(o.Status), string(o.CancellationReason), o.Total.Amount, o.Total.Currency, o.PaymentMethodID,
 		a.Name, a.Line1, a.Line2, a.PostalCode, a.City, a.Country,
 		o.PaymentID, o.ShipmentID, o.Version, o.PlacedAt, o.UpdatedAt)
 	if err != nil {

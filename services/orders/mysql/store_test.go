@@ -64,7 +64,7 @@ func input(customer string, lines ...order.LineInput) order.PlaceInput {
 		lines = []order.LineInput{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}}
 	}
 	return order.PlaceInput{
-		CustomerID: customer, Lines: lines, PaymentToken: "tok_visa",
+		CustomerID: customer, Lines: lines, PaymentMethodID: "tok_visa",
 		ShippingAddress: order.Address{Name: "Ada", Line1: "1 Main St", Line2: "Flat ü", PostalCode: "10115", City: "Berlin", Country: "DE"},
 	}
 }
@@ -118,7 +118,7 @@ func TestPlaceOrder(t *testing.T) {
 	if len(types) != 1 || types[0] != "sales.orders.order_placed" {
 		t.Fatalf("outbox %v", types)
 	}
-	if e := events[0]; e.ID != placed.ID || e.PaymentToken != "tok_visa" || e.Links.Href("self") != "http://gw.test/orders/v1/orders/"+placed.ID {
+	if e := events[0]; e.ID != placed.ID || e.PaymentMethodID != "tok_visa" || e.Links.Href("self") != "http://gw.test/orders/v1/orders/"+placed.ID {
 		t.Errorf("event entity %+v", e)
 	}
 	if _, err := s.Order(ctx, "nope"); !errors.Is(err, order.ErrNotFound) {

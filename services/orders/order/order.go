@@ -104,7 +104,7 @@ type Order struct {
 	CustomerID         string
 	Lines              []Line
 	Total              Money
-	PaymentToken       string
+	PaymentMethodID    string
 	ShippingAddress    Address
 	Status             Status
 	CancellationReason Reason // set once cancelled

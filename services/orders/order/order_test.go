@@ -12,9 +12,9 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
 func validInput() PlaceInput {
 	return PlaceInput{
-		CustomerID:   "c1",
-		Lines:        []LineInput{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}},
-		PaymentToken: "tok_visa",
+		CustomerID:      "c1",
+		Lines:           []LineInput{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}},
+		PaymentMethodID: "tok_visa",
 		ShippingAddress: Address{
 			Name: "Ada Lovelace", Line1: "1 Main St", PostalCode: "10115", City: "Berlin", Country: "DE",
 		},
@@ -63,8 +63,8 @@ func TestPlace(t *testing.T) {
 		{name: "total overflow", customer: active, fields: []string{"/lines/1/product_id"}, edit: func(in *PlaceInput) {
 			in.Lines = []LineInput{{ProductID: "huge", Quantity: 2}, {ProductID: "p1", Quantity: 1}}
 		}},
-		{name: "no payment token", edit: func(in *PlaceInput) { in.PaymentToken = "" }, customer: active, fields: []string{"/payment_token"}},
-		{name: "bad payment token", edit: func(in *PlaceInput) { in.PaymentToken = "tok visa" }, customer: active, fields: []string{"/payment_token"}},
+		{name: "no payment token", edit: func(in *PlaceInput) { in.PaymentMethodID = "" }, customer: active, fields: []string{"/payment_method_id"}},
+		{name: "bad payment token", edit: func(in *PlaceInput) { in.PaymentMethodID = "tok visa" }, customer: active, fields: []string{"/payment_method_id"}},
 		{name: "no address", edit: func(in *PlaceInput) { in.ShippingAddress = Address{} }, customer: active, fields: []string{
 			"/shipping_address/name", "/shipping_address/line1", "/shipping_address/postal_code",
 			"/shipping_address/city", "/shipping_address/country"}},

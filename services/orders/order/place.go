@@ -27,7 +27,7 @@ var (
 type PlaceInput struct {
 	CustomerID      string
 	Lines           []LineInput
-	PaymentToken    string
+	PaymentMethodID string
 	ShippingAddress Address
 }
 
@@ -110,8 +110,8 @@ func (in PlaceInput) Validate() error {
 			}
 		}
 	}
-	if !tokenRe.MatchString(in.PaymentToken) {
-		v.add("/payment_token", "required: 1 to 200 letters, digits, '_' or '-'")
+	if !tokenRe.MatchString(in.PaymentMethodID) {
+		v.add("/payment_method_id", "required: 1 to 200 letters, digits, '_' or '-'")
 	}
 	a := in.ShippingAddress
 	checkText(&v, "/shipping_address/name", a.Name, true)
@@ -163,7 +163,7 @@ func Place(id string, in PlaceInput, customer *Customer, products map[string]Pro
 	o := &Order{
 		ID:              id,
 		CustomerID:      in.CustomerID,
-		PaymentToken:    in.PaymentToken,
+		PaymentMethodID: in.PaymentMethodID,
 		ShippingAddress: in.ShippingAddress,
 		Status:          StatusPending,
 		Version:         1,

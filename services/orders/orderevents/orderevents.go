@@ -7,7 +7,7 @@
 //
 // Events (all with entity key "order"):
 //
-//	sales.orders.order_placed     status "pending": customer, lines with unit prices, total, payment_token, shipping_address
+//	sales.orders.order_placed     status "pending": customer, lines with unit prices, total, payment_method_id, shipping_address
 //	sales.orders.order_confirmed  status "confirmed": the payment was captured (payment_id set)
 //	sales.orders.order_cancelled  status "cancelled", with cancellation_reason (out_of_stock, payment_declined, customer_requested)
 //	sales.orders.order_shipped    status "shipped": the shipment was dispatched (shipment_id set)
@@ -81,11 +81,14 @@ type Order struct {
 	// Status is one of StatusPending, StatusConfirmed, StatusCancelled, StatusShipped, StatusDelivered.
 	Status string `json:"status"`
 	// CancellationReason is set when Status is StatusCancelled: one of the Reason constants.
-	CancellationReason string  `json:"cancellation_reason,omitempty"`
-	Lines              []Line  `json:"lines"`
-	Total              Money   `json:"total"`
-	PaymentToken       string  `json:"payment_token"`
-	ShippingAddress    Address `json:"shipping_address"`
+	CancellationReason string `json:"cancellation_reason,omitempty"`
+	Lines              []Line `json:"lines"`
+	Total              Money  `json:"total"`
+	// PaymentMethodID is the payment method the order is paid with: its id
+	// in finance.payments (POST /payments/v1/payment-methods). The raw
+	// payment token never leaves payments.
+	PaymentMethodID string  `json:"payment_method_id"`
+	ShippingAddress Address `json:"shipping_address"`
 	// PaymentID is the id of the payment (payments service), once captured or declined.
 	PaymentID string `json:"payment_id,omitempty"`
 	// ShipmentID is the id of the shipment (shipping service), once scheduled.

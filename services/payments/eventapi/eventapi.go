@@ -4,7 +4,8 @@
 //
 // Consumed:
 //
-//	sales.orders.order_placed          -> amount and payment token of the order; charge if its stock is already reserved
+//	sales.orders.order_placed          -> amount of the order and the token of its payment method (payment_method_id,
+//	                                      registered here); charge if its stock is already reserved
 //	logistics.inventory.stock_reserved -> charge the order: payment_captured | payment_declined
 //	sales.orders.order_cancelled       -> never charge it; refund a captured payment once: payment_refunded
 //
@@ -36,6 +37,7 @@ import (
 // caller's transaction; the Record methods lock the order until it ends.
 type Store interface {
 	RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Order) (payment.Order, *payment.Payment, error)
+	MethodTx(ctx context.Context, tx *sqlx.Tx, id string) (*payment.Method, error)
 	RecordStockReserved(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error)
 	RecordOrderCancelled(ctx context.Context, tx *sqlx.Tx, orderID string) (payment.Order, *payment.Payment, error)
 	AddPayment(ctx context.Context, tx *sqlx.Tx, p payment.Payment) error
@@ -78,8 +80,16 @@ func permanentIfInvalid(err error) error {
 // OrderPlaced records the order's amount and token, and charges it when its stock is reserved.
 func (h *Handlers) OrderPlaced(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[orderevents.Order]) error {
 	o := ev.Entity
+	// The order names a payment method registered here; its token never
+	// travels in an event. A method unknown or of another customer leaves
+	// no token: the charge is declined (invalid_payment_token).
+	method, err := h.store.MethodTx(ctx, tx, o.PaymentMethodID)
+	if err != nil {
+		return err
+	}
 	order, existing, err := h.store.RecordOrderPlaced(ctx, tx, payment.Order{
-		ID: o.ID, Total: payment.Money{Amount: o.Total.Amount, Currency: o.Total.Currency}, PaymentToken: o.PaymentToken,
+		ID: o.ID, CustomerID: o.CustomerID, Total: payment.Money{Amount: o.Total.Amount, Currency: o.Total.Currency},
+		PaymentToken: payment.TokenFor(method, o.CustomerID),
 	})
 	if err != nil {
 		return permanentIfInvalid(err)

@@ -36,6 +36,18 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The payment methods the tests' orders name: customer c1's, with the
+	// simulator's tokens as their ids (placed), and one of customer c2.
+	for _, m := range []payment.Method{
+		{ID: "tok_visa", CustomerID: "c1", Token: "tok_visa"},
+		{ID: simulator.DeclineToken, CustomerID: "c1", Token: simulator.DeclineToken},
+		{ID: "m-of-c2", CustomerID: "c2", Token: "tok_visa"},
+	} {
+		m.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		if err := store.AddMethod(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &fixture{t: t, db: db, store: store, h: New(store, simulator.Provider{}, slog.New(slog.DiscardHandler))}
 }
 
@@ -64,8 +76,9 @@ func event[T any](entity T) eventbus.Event[T] {
 	return eventbus.Event[T]{UUID: uuid.NewString(), FiredAt: time.Now().UTC(), Entity: entity, Attempt: 1}
 }
 
-func placed(id, token string, amount int64) eventbus.Event[orderevents.Order] {
-	return event(orderevents.Order{ID: id, Status: orderevents.StatusPending, PaymentToken: token,
+// placed is order_placed of customer c1 paying with the method methodID.
+func placed(id, methodID string, amount int64) eventbus.Event[orderevents.Order] {
+	return event(orderevents.Order{ID: id, CustomerID: "c1", Status: orderevents.StatusPending, PaymentMethodID: methodID,
 		Total: orderevents.Money{Amount: amount, Currency: "EUR"}})
 }
 
@@ -238,4 +251,18 @@ func retry(f func() error) error {
 		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
 	}
 	return err
+}
+
+// TestAnotherCustomersMethodIsDeclined: an order naming a payment method of
+// another customer, or an unknown one, is declined as an invalid token.
+func TestAnotherCustomersMethodIsDeclined(t *testing.T) {
+	for _, method := range []string{"m-of-c2", "no-such-method"} {
+		f := newFixture(t)
+		deliver(f, f.h.OrderPlaced, placed("o1", method, 100))
+		deliver(f, f.h.StockReserved, reserved("o1"))
+		p, _, err := f.store.Payments(context.Background(), payment.Filter{OrderID: "o1"}, 10, 0)
+		if err != nil || len(p) != 1 || p[0].Status != payment.Declined || p[0].Reason != simulator.ReasonInvalidToken {
+			t.Fatalf("%s: %+v %v", method, p, err)
+		}
+	}
 }

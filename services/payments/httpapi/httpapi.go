@@ -3,6 +3,8 @@
 //	GET /v1                                          entry point
 //	GET /v1/payments?order_id=&status=&page=&size=   payments, newest first
 //	GET /v1/payments/{id}                            one payment (ETag from its version)
+//	POST /v1/payment-methods {"token"}               register a payment method (the token never leaves payments)
+//	GET /v1/payment-methods/{id}                     one payment method, without its token
 //
 // Payments are created by events, never through the API. A refund shows on the payment: status
 // "refunded", refunded_at and refund_reference. Every answer is application/hal+json, every error
@@ -16,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -29,6 +32,11 @@ import (
 type Store interface {
 	Payment(ctx context.Context, id string) (payment.Payment, error)
 	Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error)
+	// CustomerOf returns the customer of an order ("" when unknown).
+	CustomerOf(ctx context.Context, orderID string) (string, error)
+	AddMethod(ctx context.Context, m payment.Method) error
+	Method(ctx context.Context, id string) (payment.Method, error)
+	Methods(ctx context.Context, customer *string, limit, offset int) ([]payment.Method, int, error)
 }
 
 // Renderer renders payments as REST models with absolute links through the gateway; the same
@@ -37,11 +45,12 @@ type Renderer struct {
 	api       hal.Base // <public>/payments/v1
 	orders    hal.Base // <public>/orders/v1
 	inventory hal.Base // <public>/inventory/v1
+	customers hal.Base // <public>/customers/v1
 }
 
 // NewRenderer returns the Renderer for the gateway at public (PUBLIC_BASE_URL).
 func NewRenderer(public hal.Base) Renderer {
-	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1")}
+	return Renderer{api: public.Join("payments", "v1"), orders: public.Join("orders", "v1"), inventory: public.Join("inventory", "v1"), customers: public.Join("customers", "v1")}
 }
 
 // Payment renders a payment. Links: self, order, reservation (inventory).
@@ -63,7 +72,7 @@ func (rs Renderer) Payment(p payment.Payment) paymentevents.Payment {
 // Root is the REST model of /v1, the entry point.
 type Root struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,contracts,failed-messages"`
+	Links   hal.Links `json:"_links" links:"self,payments,payment,find-payments,payment-methods,contracts,failed-messages"`
 }
 
 func (rs Renderer) root() Root {
@@ -72,6 +81,7 @@ func (rs Renderer) root() Root {
 		"payments":             hal.To(rs.api.Href("payments")),
 		"payment":              hal.One(hal.Link{Href: rs.api.Href("payments") + "/{id}", Templated: true}),
 		"find-payments":        hal.One(hal.Find(rs.api.Href("payments"), "order_id", "status", "page", "size")),
+		"payment-methods":      hal.To(rs.api.Href("payment-methods")),
 		contracts.ContractsRel: hal.To(rs.api.Href("contracts")),
 		failedmsg.Rel:          failedmsg.RootLink(rs.api),
 	}}
@@ -109,15 +119,30 @@ func (a *API) Table() []contracts.Route {
 		Status  string `query:"status" enum:"captured,declined,refunded" description:"only payments in this status"`
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the payments collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the payments collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
-		{Method: "GET", Path: "/v1/payments", Handler: a.listPayments, ID: "listPayments", Summary: "Payments, filtered by order and status",
+		{Method: "GET", Path: "/v1/payments", Handler: a.listPayments, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listPayments", Summary: "Payments, filtered by order and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[paymentevents.Payment]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/payments/{id}", Handler: a.getPayment, ID: "getPayment", Summary: "One payment",
+		{Method: "GET", Path: "/v1/payments/{id}", Handler: a.getPayment, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getPayment", Summary: "One payment",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: paymentevents.Payment{}, Headers: []string{"ETag"}}},
+			Errors:    []int{http.StatusNotFound}},
+		{Method: "POST", Path: "/v1/payment-methods", Handler: a.addMethod, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "addPaymentMethod",
+			Summary:     "Register a payment method; orders refer to it by id (payment_method_id)",
+			Description: "The token stays in payments: no answer shows it, and order_placed carries only the method's id. A customer registers methods for themselves (customer_id from their token); staff name the customer.",
+			Body:        methodRequest{},
+			Responses:   []contracts.Response{{Status: http.StatusCreated, Body: PaymentMethod{}, Headers: []string{"Location"}}}},
+		{Method: "GET", Path: "/v1/payment-methods", Handler: a.listMethods, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listPaymentMethods",
+			Summary:   "Payment methods, newest first (a customer's own; staff see all), without their tokens",
+			Params:    contracts.PageParams{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[PaymentMethod]{}}},
+			Errors:    []int{http.StatusBadRequest}},
+		{Method: "GET", Path: "/v1/payment-methods/{id}", Handler: a.getMethod, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getPaymentMethod",
+			Summary:   "One payment method (without its token)",
+			Params:    contracts.IDParam{},
+			Responses: []contracts.Response{{Status: http.StatusOK, Body: PaymentMethod{}}},
 			Errors:    []int{http.StatusNotFound}},
 	}
 }
@@ -126,7 +151,7 @@ func (a *API) Table() []contracts.Route {
 // table and the event types registered on events (the bus).
 func (a *API) Contract(events contracts.Events) contracts.Service {
 	return contracts.Service{Dir: "payments", Name: paymentevents.Service, Title: "Payments (finance.payments)",
-		Description: "Charges an order once its stock is reserved, through a simulated provider (payment_token tok_decline is always declined), and refunds a captured payment exactly once when the order is cancelled.",
+		Description: "Charges an order once its stock is reserved, through a simulated provider (a payment method with token tok_decline is always declined), and refunds a captured payment exactly once when the order is cancelled.",
 		Routes:      a.Table(), Events: events}
 }
 
@@ -145,6 +170,13 @@ func (a *API) listPayments(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		f.Customer = &own // a customer lists only the payments of their own orders
+		if own == "" {
+			none := "\x00"
+			f.Customer = &none
+		}
 	}
 	ps, total, err := a.store.Payments(r.Context(), f, p.Size, p.Offset())
 	if err != nil {
@@ -166,6 +198,15 @@ func (a *API) getPayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := a.store.Payment(r.Context(), id)
+	if err == nil {
+		if _, confined := auth.Confined(r.Context()); confined {
+			// Another customer's payment answers as a missing one.
+			var owner string
+			if owner, err = a.store.CustomerOf(r.Context(), p.OrderID); err == nil && !auth.Owns(r.Context(), owner) {
+				err = payment.ErrNotFound
+			}
+		}
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -214,10 +255,10 @@ func (a *API) problemFor(r *http.Request, err error) *problem.Problem {
 	switch {
 	case errors.Is(err, payment.ErrNotFound):
 		return problem.NotFound("no such payment")
+	case errors.Is(err, errMethodNotFound):
+		return problem.NotFound("no such payment method")
 	case errors.Is(err, payment.ErrInvalid):
-		p := problem.Validation()
-		p.Detail = err.Error()
-		return p
+		return fieldError(err)
 	}
 	return httpkit.ErrorProblem(a.logger, r, err)
 }

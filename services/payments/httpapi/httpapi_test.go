@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/services/payments/payment"
@@ -22,6 +23,33 @@ import (
 type fakeStore struct {
 	fail       error
 	lastFilter payment.Filter
+	methods    map[string]payment.Method
+}
+
+func (f *fakeStore) AddMethod(_ context.Context, m payment.Method) error {
+	if f.methods == nil {
+		f.methods = map[string]payment.Method{}
+	}
+	f.methods[m.ID] = m
+	return nil
+}
+
+func (f *fakeStore) Methods(_ context.Context, customer *string, _, _ int) ([]payment.Method, int, error) {
+	var out []payment.Method
+	for _, m := range f.methods {
+		if customer == nil || *customer == m.CustomerID {
+			out = append(out, m)
+		}
+	}
+	return out, len(out), nil
+}
+
+func (f *fakeStore) Method(_ context.Context, id string) (payment.Method, error) {
+	m, ok := f.methods[id]
+	if !ok {
+		return payment.Method{}, payment.ErrNotFound
+	}
+	return m, nil
 }
 
 func (f *fakeStore) refunded() payment.Payment {
@@ -49,12 +77,56 @@ func (f *fakeStore) Payments(_ context.Context, flt payment.Filter, limit, offse
 	return []payment.Payment{f.refunded()}, 41, nil
 }
 
-func serve(store Store, method, target string) *httptest.ResponseRecorder {
+// CustomerOf: order o1 is customer c1's.
+func (f *fakeStore) CustomerOf(_ context.Context, orderID string) (string, error) {
+	if orderID == "o1" {
+		return "c1", nil
+	}
+	return "", nil
+}
+
+// serve sends one request as staff, or as the customer of header
+// authtest.CustomerHeader.
+func serve(store Store, method, target string, header ...string) *httptest.ResponseRecorder {
+	return serveBody(store, method, target, "", header...)
+}
+
+func serveBody(store Store, method, target, body string, header ...string) *httptest.ResponseRecorder {
 	logger := slog.New(slog.DiscardHandler)
-	h := httpkit.Stack(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes(), httpkit.Options{Logger: logger})
+	h := httpkit.Stack(authtest.Caller(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes()), httpkit.Options{Logger: logger})
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, target, nil))
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// TestCustomersSeeOnlyTheirOwnPayments: a customer reads the payment of
+// their own order; another customer gets the 404 of a missing payment, and
+// lists only the payments of their own orders.
+func TestCustomersSeeOnlyTheirOwnPayments(t *testing.T) {
+	store := &fakeStore{}
+	if rec := serve(store, "GET", "/v1/payments/pay-1", authtest.CustomerHeader, "c1"); rec.Code != 200 {
+		t.Fatalf("own payment: %d %s", rec.Code, rec.Body)
+	}
+	missing := serve(store, "GET", "/v1/payments/nope", authtest.CustomerHeader, "c2").Body.String()
+	if rec := serve(store, "GET", "/v1/payments/pay-1", authtest.CustomerHeader, "c2"); rec.Code != 404 ||
+		rec.Body.String() != strings.Replace(missing, "nope", "pay-1", 1) {
+		t.Fatalf("another customer's payment: %d %s (missing: %s)", rec.Code, rec.Body, missing)
+	}
+	serve(store, "GET", "/v1/payments?order_id=o1", authtest.CustomerHeader, "c2")
+	if c := store.lastFilter.Customer; c == nil || *c != "c2" {
+		t.Fatalf("a customer's list is not confined to their orders: %+v", store.lastFilter)
+	}
+	serve(store, "GET", "/v1/payments", "")
+	if store.lastFilter.Customer != nil {
+		t.Fatalf("staff's list is confined: %+v", store.lastFilter)
+	}
 }
 
 func TestRoutes(t *testing.T) {
@@ -141,4 +213,45 @@ func FuzzQuery(f *testing.F) {
 			t.Fatalf("%d for %q", rec.Code, q)
 		}
 	})
+}
+
+// TestPaymentMethods: a customer registers a method for themselves whatever
+// the body says; no answer shows the token; another customer gets the 404
+// of a missing method; staff must name the customer.
+func TestPaymentMethods(t *testing.T) {
+	store := &fakeStore{}
+	rec := serveBody(store, "POST", "/v1/payment-methods", `{"token":"tok_secret_4242","customer_id":"c2"}`, authtest.CustomerHeader, "c1")
+	var m struct {
+		ID         string `json:"id"`
+		CustomerID string `json:"customer_id"`
+	}
+	json.Unmarshal(rec.Body.Bytes(), &m)
+	if rec.Code != 201 || m.CustomerID != "c1" || strings.Contains(rec.Body.String(), "tok_secret") ||
+		rec.Header().Get("Location") != "http://gw.test/payments/v1/payment-methods/"+m.ID {
+		t.Fatalf("register: %d %s %q", rec.Code, rec.Body, rec.Header().Get("Location"))
+	}
+	if got := store.methods[m.ID]; got.Token != "tok_secret_4242" || got.CustomerID != "c1" {
+		t.Fatalf("stored %+v", got)
+	}
+	if rec := serve(store, "GET", "/v1/payment-methods/"+m.ID, authtest.CustomerHeader, "c1"); rec.Code != 200 || strings.Contains(rec.Body.String(), "tok_secret") {
+		t.Fatalf("own method: %d %s", rec.Code, rec.Body)
+	}
+	missing := serve(store, "GET", "/v1/payment-methods/nope", authtest.CustomerHeader, "c2").Body.String()
+	if rec := serve(store, "GET", "/v1/payment-methods/"+m.ID, authtest.CustomerHeader, "c2"); rec.Code != 404 || rec.Body.String() != strings.Replace(missing, "nope", m.ID, 1) {
+		t.Fatalf("another customer's method: %d %s (missing: %s)", rec.Code, rec.Body, missing)
+	}
+	if rec := serve(store, "GET", "/v1/payment-methods", authtest.CustomerHeader, "c2"); !strings.Contains(rec.Body.String(), `"total":0`) {
+		t.Fatalf("another customer's list: %s", rec.Body)
+	}
+	if rec := serve(store, "GET", "/v1/payment-methods", authtest.CustomerHeader, "c1"); !strings.Contains(rec.Body.String(), `"total":1`) || strings.Contains(rec.Body.String(), "tok_secret") {
+		t.Fatalf("own list: %s", rec.Body)
+	}
+	for body, field := range map[string]string{`{"token":"tok_visa"}`: "/customer_id", `{"token":"has space","customer_id":"c9"}`: "/token"} {
+		if rec := serveBody(store, "POST", "/v1/payment-methods", body); rec.Code != 422 || !strings.Contains(rec.Body.String(), `"field":"`+field+`"`) {
+			t.Errorf("staff %s: %d %s", body, rec.Code, rec.Body)
+		}
+	}
+	if rec := serveBody(store, "POST", "/v1/payment-methods", `{"token":"tok_visa","customer_id":"c9"}`); rec.Code != 201 || !strings.Contains(rec.Body.String(), `"customer_id":"c9"`) {
+		t.Errorf("staff for c9: %d %s", rec.Code, rec.Body)
+	}
 }

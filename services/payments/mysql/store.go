@@ -90,17 +90,18 @@ func (s *Store) RecordOrderPlaced(ctx context.Context, tx *sqlx.Tx, o payment.Or
 		return payment.Order{}, nil, fmt.Errorf("order id %q: %w", truncate(o.ID, 120), payment.ErrInvalid)
 	}
 	now := s.now()
-	placed := payment.Order{ID: o.ID, Total: payment.Money{Amount: o.Total.Amount, Currency: truncate(o.Total.Currency, 16)},
+	placed := payment.Order{ID: o.ID, CustomerID: truncate(o.CustomerID, 100), Total: payment.Money{Amount: o.Total.Amount, Currency: truncate(o.Total.Currency, 16)},
 		PaymentToken: truncate(o.PaymentToken, 255), Placed: true}
-	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, total_amount, currency, payment_token, placed_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)
+	res, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, customer_id, total_amount, currency, payment_token, placed_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON DUPLICATE KEY UPDATE
+			customer_id = IF(placed_at IS NULL, VALUES(customer_id), customer_id),
 			total_amount = IF(placed_at IS NULL, VALUES(total_amount), total_amount),
 			currency = IF(placed_at IS NULL, VALUES(currency), currency),
 			payment_token = IF(placed_at IS NULL, VALUES(payment_token), payment_token),
 			updated_at = IF(placed_at IS NULL, VALUES(updated_at), updated_at),
 			placed_at = IFNULL(placed_at, VALUES(placed_at))`,
-		placed.ID, placed.Total.Amount, placed.Total.Currency, placed.PaymentToken, now, now)
+		placed.ID, placed.CustomerID, placed.Total.Amount, placed.Total.Currency, placed.PaymentToken, now, now)
 	if err != nil {
 		return payment.Order{}, nil, fmt.Errorf("record order %s placed: %w", o.ID, err)
 	}
@@ -303,6 +304,86 @@ func (s *Store) Payment(ctx context.Context, id string) (payment.Payment, error)
 	return s.get(ctx, s.db, `id = ?`, id)
 }
 
+// AddMethod stores a payment method.
+func (s *Store) AddMethod(ctx context.Context, m payment.Method) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO payment_methods (id, customer_id, token, created_at) VALUES (?, ?, ?, ?)`,
+		m.ID, m.CustomerID, m.Token, m.CreatedAt); err != nil {
+		return fmt.Errorf("add payment method: %w", err)
+	}
+	return nil
+}
+
+type methodRow struct {
+	ID         string    `db:"id"`
+	CustomerID string    `db:"customer_id"`
+	Token      string    `db:"token"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// Method returns the payment method id, or payment.ErrNotFound.
+func (s *Store) Method(ctx context.Context, id string) (payment.Method, error) {
+	m, err := s.method(ctx, s.db, id)
+	if err != nil {
+		return payment.Method{}, err
+	}
+	if m == nil {
+		return payment.Method{}, payment.ErrNotFound
+	}
+	return *m, nil
+}
+
+// Methods returns the payment methods, newest first, of customer when it is
+// not nil (else every customer's), limit items from offset, and the number of
+// all matching ones.
+func (s *Store) Methods(ctx context.Context, customer *string, limit, offset int) ([]payment.Method, int, error) {
+	where, args := "", []any{}
+	if customer != nil {
+		where, args = ` WHERE customer_id = ?`, append(args, *customer)
+	}
+	var total int
+	if err := s.db.GetContext(ctx, &total, `SELECT COUNT(*) FROM payment_methods`+where, args...); err != nil {
+		return nil, 0, fmt.Errorf("payment methods: %w", err)
+	}
+	var rows []methodRow
+	if err := s.db.SelectContext(ctx, &rows, `SELECT id, customer_id, token, created_at FROM payment_methods`+where+
+		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
+		return nil, 0, fmt.Errorf("payment methods: %w", err)
+	}
+	out := make([]payment.Method, len(rows))
+	for i, r := range rows {
+		out[i] = payment.Method{ID: r.ID, CustomerID: r.CustomerID, Token: r.Token, CreatedAt: r.CreatedAt.UTC()}
+	}
+	return out, total, nil
+}
+
+// MethodTx returns the payment method id read in tx, or nil when there is none.
+func (s *Store) MethodTx(ctx context.Context, tx *sqlx.Tx, id string) (*payment.Method, error) {
+	return s.method(ctx, tx, id)
+}
+
+func (s *Store) method(ctx context.Context, q sqlx.QueryerContext, id string) (*payment.Method, error) {
+	var r methodRow
+	err := sqlx.GetContext(ctx, q, &r, `SELECT id, customer_id, token, created_at FROM payment_methods WHERE id = ?`, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("payment method: %w", err)
+	}
+	return &payment.Method{ID: r.ID, CustomerID: r.CustomerID, Token: r.Token, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// CustomerOf returns the customer who placed the order orderID, "" when
+// payments has not seen order_placed.
+func (s *Store) CustomerOf(ctx context.Context, orderID string) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, `SELECT customer_id FROM orders WHERE order_id = ?`, orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
 // Payments returns the payments matching f, newest first, limit items from offset, and the number of
 // all matching ones.
 func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
@@ -313,6 +394,9 @@ func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset in
 	}
 	if f.Status != "" {
 		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
+	}
+	if f.Customer != nil {
+		conds, args = append(conds, `order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`), append(args, *f.Customer)
 	}
 	where := ""
 	if len(conds) > 0 {

@@ -203,3 +203,66 @@ func TestRecordSeesWhatTheLockHolderCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMethodsAndTheCustomersOfOrders: payment methods are stored and read
+// back per customer; payments are listed per customer through the orders'
+// customers (order_placed), and CustomerOf names an order's customer.
+func TestMethodsAndTheCustomersOfOrders(t *testing.T) {
+	s, db := newTestStore(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for _, m := range []payment.Method{
+		{ID: "m1", CustomerID: "c1", Token: "tok_visa", CreatedAt: now},
+		{ID: "m2", CustomerID: "c2", Token: "tok_other", CreatedAt: now.Add(time.Millisecond)},
+	} {
+		if err := s.AddMethod(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := s.Method(ctx, "m1"); err != nil || m.Token != "tok_visa" || m.CustomerID != "c1" || !m.CreatedAt.Equal(now) {
+		t.Fatalf("method m1: %+v %v", m, err)
+	}
+	if _, err := s.Method(ctx, "m9"); err != payment.ErrNotFound {
+		t.Fatalf("missing method: %v", err)
+	}
+	c2 := "c2"
+	if ms, total, err := s.Methods(ctx, &c2, 10, 0); err != nil || total != 1 || len(ms) != 1 || ms[0].ID != "m2" {
+		t.Fatalf("c2's methods: %+v %d %v", ms, total, err)
+	}
+	if _, total, err := s.Methods(ctx, nil, 10, 0); err != nil || total != 2 {
+		t.Fatalf("all methods: %d %v", total, err)
+	}
+	inTx(t, db, func(tx *sqlx.Tx) error {
+		if m, err := s.MethodTx(ctx, tx, "m2"); err != nil || m == nil || m.Token != "tok_other" {
+			t.Fatalf("MethodTx: %+v %v", m, err)
+		}
+		if m, err := s.MethodTx(ctx, tx, "m9"); err != nil || m != nil {
+			t.Fatalf("MethodTx of a missing method: %+v %v", m, err)
+		}
+		for _, o := range []payment.Order{{ID: "o1", CustomerID: "c1"}, {ID: "o2", CustomerID: "c2"}} {
+			o.Total, o.PaymentToken = payment.Money{Amount: 100, Currency: "EUR"}, "tok_visa"
+			if _, _, err := s.RecordOrderPlaced(ctx, tx, o); err != nil {
+				return err
+			}
+			p := payment.Payment{ID: "pay-" + o.ID, OrderID: o.ID, Amount: o.Total, Status: payment.Captured, Version: 1, CreatedAt: now, CapturedAt: &now}
+			if err := s.AddPayment(ctx, tx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if id, err := s.CustomerOf(ctx, "o2"); err != nil || id != "c2" {
+		t.Fatalf("CustomerOf o2: %q %v", id, err)
+	}
+	if id, err := s.CustomerOf(ctx, "o9"); err != nil || id != "" {
+		t.Fatalf("CustomerOf an unknown order: %q %v", id, err)
+	}
+	ps, total, err := s.Payments(ctx, payment.Filter{Customer: &c2}, 10, 0)
+	if err != nil || total != 1 || len(ps) != 1 || ps[0].OrderID != "o2" {
+		t.Fatalf("c2's payments: %+v %d %v", ps, total, err)
+	}
+	none := "\x00"
+	if _, total, err := s.Payments(ctx, payment.Filter{Customer: &none}, 10, 0); err != nil || total != 0 {
+		t.Fatalf("no customer's payments: %d %v", total, err)
+	}
+}

@@ -46,6 +46,7 @@ type Money struct {
 // Order is what payments knows of an order: the read model fed by orders' and inventory's events.
 type Order struct {
 	ID            string
+	CustomerID    string // the customer who placed it (order_placed); "" until then
 	Total         Money
 	PaymentToken  string
 	Placed        bool // order_placed seen: Total and PaymentToken are known
@@ -137,6 +138,9 @@ func Refund(ctx context.Context, provider Provider, p Payment, now time.Time) (P
 type Filter struct {
 	OrderID string
 	Status  Status
+	// Customer, when set, keeps only the payments of that customer's
+	// orders (a customer's view: set from the token, never from the query).
+	Customer *string
 }
 
 // ValidID reports whether id can name an order: 1..MaxIDLength bytes.

@@ -29,6 +29,7 @@ import (
 type Store interface {
 	RecordAddress(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) error
 	ScheduleShipment(ctx context.Context, tx *sqlx.Tx, orderID string, a shipment.Address) (shipment.Shipment, bool, error)
+	RecordCustomer(ctx context.Context, tx *sqlx.Tx, orderID, customerID string) error
 	CancelShipment(ctx context.Context, tx *sqlx.Tx, orderID string) (shipment.Shipment, bool, error)
 }
 
@@ -67,14 +68,20 @@ func address(a orderevents.Address) shipment.Address {
 	return shipment.Address{Name: a.Name, Line1: a.Line1, Line2: a.Line2, PostalCode: a.PostalCode, City: a.City, Country: a.Country}
 }
 
-// OrderPlaced records the order's shipping address.
+// OrderPlaced records the order's customer and shipping address.
 func (h *Handlers) OrderPlaced(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[orderevents.Order]) error {
+	if err := h.store.RecordCustomer(ctx, tx, ev.Entity.ID, ev.Entity.CustomerID); err != nil {
+		return permanentIfInvalid(err)
+	}
 	return permanentIfInvalid(h.store.RecordAddress(ctx, tx, ev.Entity.ID, address(ev.Entity.ShippingAddress)))
 }
 
 // OrderConfirmed schedules the order's shipment (the address in the event wins over the one
 // recorded from order_placed).
 func (h *Handlers) OrderConfirmed(ctx context.Context, tx *sqlx.Tx, ev eventbus.Event[orderevents.Order]) error {
+	if err := h.store.RecordCustomer(ctx, tx, ev.Entity.ID, ev.Entity.CustomerID); err != nil {
+		return permanentIfInvalid(err)
+	}
 	sh, created, err := h.store.ScheduleShipment(ctx, tx, ev.Entity.ID, address(ev.Entity.ShippingAddress))
 	if err != nil {
 		return permanentIfInvalid(err)

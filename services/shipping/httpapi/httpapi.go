@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -33,6 +34,8 @@ type Store interface {
 	Shipment(ctx context.Context, id string) (shipment.Shipment, error)
 	Shipments(ctx context.Context, f shipment.Filter, limit, offset int) ([]shipment.Shipment, int, error)
 	UpdateShipment(ctx context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error)
+	// CustomerOf returns the customer of an order ("" when unknown).
+	CustomerOf(ctx context.Context, orderID string) (string, error)
 }
 
 // Renderer renders shipments as REST models with absolute links through the gateway; the same
@@ -114,17 +117,17 @@ func (a *API) Table() []contracts.Route {
 		contracts.IfMatch
 	}
 	return []contracts.Route{
-		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, ID: "getRoot", Summary: "Entry point: links to the shipments collection",
+		{Method: "GET", Path: "/v1", Slash: true, Handler: a.getRoot, Auth: auth.Anyone(), ID: "getRoot", Summary: "Entry point: links to the shipments collection",
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: Root{}}}},
-		{Method: "GET", Path: "/v1/shipments", Handler: a.listShipments, ID: "listShipments", Summary: "Shipments, filtered by order and status",
+		{Method: "GET", Path: "/v1/shipments", Handler: a.listShipments, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "listShipments", Summary: "Shipments, filtered by order and status",
 			Params:    listParams{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: hal.Collection[shipmentevents.Shipment]{}}},
 			Errors:    []int{http.StatusBadRequest}},
-		{Method: "GET", Path: "/v1/shipments/{id}", Handler: a.getShipment, ID: "getShipment", Summary: "One shipment",
+		{Method: "GET", Path: "/v1/shipments/{id}", Handler: a.getShipment, Auth: auth.AnyOf(auth.RoleCustomer, auth.RoleStaff), ID: "getShipment", Summary: "One shipment",
 			Params:    contracts.IDParam{},
 			Responses: []contracts.Response{{Status: http.StatusOK, Body: shipmentevents.Shipment{}, Headers: []string{"ETag"}}},
 			Errors:    []int{http.StatusNotFound}},
-		{Method: "PATCH", Path: "/v1/shipments/{id}", Handler: a.patchShipment, ID: "updateShipment",
+		{Method: "PATCH", Path: "/v1/shipments/{id}", Handler: a.patchShipment, Auth: auth.AnyOf(auth.RoleStaff), ID: "updateShipment",
 			Summary:     `Dispatch or deliver a shipment: {"status":"dispatched"} then {"status":"delivered"} (events shipment_dispatched, shipment_delivered)`,
 			Description: "409 for a transition the shipment's status does not allow.",
 			Params:      itemParams{}, Body: patchRequest{},
@@ -157,6 +160,12 @@ func (a *API) listShipments(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if own, confined := auth.Confined(r.Context()); confined {
+		if own == "" {
+			own = "\x00"
+		}
+		f.Customer = &own // a customer lists only the shipments of their own orders
+	}
 	ss, total, err := a.store.Shipments(r.Context(), f, p.Size, p.Offset())
 	if err != nil {
 		a.fail(w, r, err)
@@ -177,6 +186,15 @@ func (a *API) getShipment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, err := a.store.Shipment(r.Context(), id)
+	if err == nil {
+		if _, confined := auth.Confined(r.Context()); confined {
+			// Another customer's shipment answers as a missing one.
+			var owner string
+			if owner, err = a.store.CustomerOf(r.Context(), s.OrderID); err == nil && !auth.Owns(r.Context(), owner) {
+				err = shipment.ErrNotFound
+			}
+		}
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

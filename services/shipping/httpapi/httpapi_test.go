@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipment"
@@ -40,11 +41,22 @@ func (f *fakeStore) Shipment(_ context.Context, id string) (shipment.Shipment, e
 	return f.s, nil
 }
 
-func (f *fakeStore) Shipments(context.Context, shipment.Filter, int, int) ([]shipment.Shipment, int, error) {
+func (f *fakeStore) Shipments(_ context.Context, flt shipment.Filter, _, _ int) ([]shipment.Shipment, int, error) {
 	if f.fail != nil {
 		return nil, 0, f.fail
 	}
+	if flt.Customer != nil && *flt.Customer != "c1" {
+		return nil, 0, nil
+	}
 	return []shipment.Shipment{f.s}, 1, nil
+}
+
+// CustomerOf: order o1 is customer c1's.
+func (f *fakeStore) CustomerOf(_ context.Context, orderID string) (string, error) {
+	if orderID == "o1" {
+		return "c1", nil
+	}
+	return "", nil
 }
 
 func (f *fakeStore) UpdateShipment(_ context.Context, id string, change func(shipment.Shipment, time.Time) (shipment.Shipment, bool, error)) (shipment.Shipment, error) {
@@ -141,7 +153,7 @@ func TestRoutes(t *testing.T) {
 			}
 			store := newFakeStore(from, 1)
 			store.fail = tt.fail
-			h := httpkit.Stack(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes(),
+			h := httpkit.Stack(authtest.Caller(New(store, NewRenderer(hal.MustBase("http://gw.test")), logger).Routes()),
 				httpkit.Options{Logger: logger, MaxBodyBytes: 4096})
 			req := httptest.NewRequest(tt.method, tt.path, strings.NewReader(tt.body))
 			if tt.contentType != "" {
@@ -193,4 +205,33 @@ func FuzzPatchBody(f *testing.F) {
 			t.Fatalf("%d for %q", rec.Code, body)
 		}
 	})
+}
+
+// TestCustomersSeeOnlyTheirOwnShipments: the shipment of customer c1's order
+// is theirs to read; another customer gets the 404 of a missing shipment and
+// an empty list; a customer cannot dispatch.
+func TestCustomersSeeOnlyTheirOwnShipments(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	h := httpkit.Stack(authtest.Caller(New(newFakeStore(shipment.Scheduled, 1), NewRenderer(hal.MustBase("http://gw.test")), logger).Routes()),
+		httpkit.Options{Logger: logger})
+	do := func(method, path, customer string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set(authtest.CustomerHeader, customer)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := do("GET", "/v1/shipments/s1", "c1"); rec.Code != 200 {
+		t.Fatalf("own shipment: %d %s", rec.Code, rec.Body)
+	}
+	missing := do("GET", "/v1/shipments/s9", "c2").Body.String()
+	if rec := do("GET", "/v1/shipments/s1", "c2"); rec.Code != 404 || rec.Body.String() != strings.Replace(missing, "s9", "s1", 1) {
+		t.Fatalf("another customer's shipment: %d %s (missing: %s)", rec.Code, rec.Body, missing)
+	}
+	if rec := do("GET", "/v1/shipments", "c2"); !strings.Contains(rec.Body.String(), `"total":0`) {
+		t.Fatalf("another customer's list: %s", rec.Body)
+	}
+	if rec := do("GET", "/v1/shipments", "c1"); !strings.Contains(rec.Body.String(), `"total":1`) {
+		t.Fatalf("own list: %s", rec.Body)
+	}
 }

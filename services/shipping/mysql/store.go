@@ -91,6 +91,35 @@ func (s *Store) RecordAddress(ctx context.Context, tx *sqlx.Tx, orderID string, 
 	return nil
 }
 
+// RecordCustomer records the customer who placed the order (from
+// order_placed or order_confirmed; the first one known stays).
+func (s *Store) RecordCustomer(ctx context.Context, tx *sqlx.Tx, orderID, customerID string) error {
+	if !shipment.ValidID(orderID) {
+		return fmt.Errorf("order id %q: %w", truncate(orderID, 120), shipment.ErrInvalid)
+	}
+	if customerID == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO orders (order_id, customer_id, updated_at) VALUES (?, ?, ?)
+		ON DUPLICATE KEY UPDATE customer_id = IF(customer_id = '', VALUES(customer_id), customer_id)`,
+		orderID, truncate(customerID, 100), s.now())
+	if err != nil {
+		return fmt.Errorf("record customer of order %s: %w", orderID, err)
+	}
+	return nil
+}
+
+// CustomerOf returns the customer who placed the order orderID, "" when
+// unknown.
+func (s *Store) CustomerOf(ctx context.Context, orderID string) (string, error) {
+	var id string
+	err := s.db.GetContext(ctx, &id, `SELECT customer_id FROM orders WHERE order_id = ?`, orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}
+
 // ScheduleShipment handles a confirmed order in tx: it records the confirmation and the order's
 // address a (order_confirmed carries it, and it wins over the one recorded from order_placed; a
 // zero a changes no address) and, unless the order was cancelled or already has a shipment,
@@ -348,6 +377,9 @@ func (s *Store) Shipments(ctx context.Context, f shipment.Filter, limit, offset 
 	}
 	if f.Status != "" {
 		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
+	}
+	if f.Customer != nil {
+		conds, args = append(conds, `order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`), append(args, *f.Customer)
 	}
 	where := ""
 	if len(conds) > 0 {

@@ -380,3 +380,38 @@ func TestConcurrentConfirmations(t *testing.T) {
 		t.Fatalf("%d shipment_scheduled events for %d shipments", n, total)
 	}
 }
+
+// TestTheCustomersOfOrders: the first customer recorded for an order stays
+// (a later or empty one changes nothing), CustomerOf names it, and the
+// shipments of a customer's orders are listed for that customer only.
+func TestTheCustomersOfOrders(t *testing.T) {
+	s, db, _, id := newTestStore(t)
+	ctx := context.Background()
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"c1", "", "c2"} {
+		if err := s.RecordCustomer(ctx, tx, "o1", c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordCustomer(ctx, tx, "o2", "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.CustomerOf(ctx, "o1"); err != nil || c != "c1" {
+		t.Fatalf("CustomerOf o1: %q %v", c, err)
+	}
+	if c, err := s.CustomerOf(ctx, "o9"); err != nil || c != "" {
+		t.Fatalf("CustomerOf an unknown order: %q %v", c, err)
+	}
+	for customer, want := range map[string]int{"c1": 1, "c2": 0, "\x00": 0} {
+		ss, total, err := s.Shipments(ctx, shipment.Filter{Customer: &customer}, 10, 0)
+		if err != nil || total != want || len(ss) != want || (want == 1 && ss[0].ID != id) {
+			t.Errorf("shipments of %q: %+v %d %v", customer, ss, total, err)
+		}
+	}
+}

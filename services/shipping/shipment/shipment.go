@@ -116,6 +116,9 @@ func (s Shipment) Cancel(now time.Time) (next Shipment, ok bool) {
 type Filter struct {
 	OrderID string
 	Status  Status
+	// Customer, when set, keeps only the shipments of that customer's
+	// orders (a customer's view: set from the token, never from the query).
+	Customer *string
 }
 
 // ValidID reports whether id can name an order: 1..MaxIDLength bytes.
