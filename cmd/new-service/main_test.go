@@ -57,7 +57,10 @@ func TestGeneratesAndRefusesToOverwrite(t *testing.T) {
 	}
 	compose, _ := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	for _, want := range []string{"\n  widgets:\n", "ACME_WIDGETS_PASSWORD: ${ACME_WIDGETS_PASSWORD:-acme-widgets-dev}",
-		"UPSTREAM_WIDGETS: http://widgets:", "      widgets: {condition: service_healthy}"} {
+		"UPSTREAM_WIDGETS: http://widgets:", "      widgets: {condition: service_healthy}",
+		`    command: ["/usr/local/bin/widgets"]`, "      <<: *service-env\n", "OTEL_SERVICE_NAME: acme.widgets\n",
+		"@${AMQP_HOST_3:-rabbitmq}:5672/sagittarius\"", `"/usr/local/bin/httpcheck", "http://127.0.0.1:`,
+		",widgets acme.widgets http://widgets:"} {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("docker-compose.yml lacks %q", want)
 		}
