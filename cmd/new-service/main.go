@@ -18,11 +18,17 @@
 //     the real broker and database (servicetest.Start, testinfra);
 //   - its line in scripts/services.conf (before the gateway's);
 //   - its compose service in docker-compose.yml, its password, the gateway's
-//     UPSTREAM_<DIR> and depends_on.
+//     UPSTREAMS entry, UPSTREAM_<DIR> and depends_on;
+//   - what deploy/ needs for the new line (addDeploy): its Kubernetes
+//     manifests and their references, the copy of services.conf under
+//     deploy/k8s/base, its Prometheus scrape job. The Grafana dashboards are
+//     generated from services.conf by deploy/validate (scripts/new-service
+//     runs it).
 //
 // It refuses to overwrite anything: an existing directory, a line of
 // services.conf with the same dir, name or port, or a compose service,
-// password or upstream of that name stop it before it writes a byte.
+// password, upstream, manifest or scrape job of that name stop it before it
+// writes a byte.
 package main
 
 import (
@@ -148,6 +154,10 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	deploy, err := addDeploy(o.root, d, conf)
+	if err != nil {
+		return err
+	}
 	svcDir := filepath.Join(o.root, "services", d.Dir)
 	if _, err := os.Lstat(svcDir); err == nil {
 		return fmt.Errorf("services/%s already exists: refusing to overwrite it (choose another name or --dir)", d.Dir)
@@ -168,9 +178,15 @@ func run(args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(o.root, "docker-compose.yml"), compose, 0o644); err != nil {
 		return err
 	}
+	for _, e := range deploy {
+		if err := os.WriteFile(filepath.Join(o.root, e.path), e.body, 0o644); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "new-service: %s in services/%s (%d files), port %d, gateway prefix /%s, database %s\n",
 		d.Name, d.Dir, len(files), d.Port, d.Dir, d.Database)
 	fmt.Fprintf(stdout, "new-service: added its line to scripts/services.conf and its service to docker-compose.yml\n")
+	fmt.Fprintf(stdout, "new-service: deploy/: its Kubernetes manifests (%s/services/%s.yaml, the kustomizations, services.conf, the gateway's upstreams, its password), its Prometheus scrape job\n", k8sBase, d.Dir)
 	return nil
 }
 

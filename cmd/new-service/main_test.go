@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,11 +13,13 @@ import (
 )
 
 // newRoot returns a folder holding a copy of the repository's
-// scripts/services.conf and docker-compose.yml.
+// scripts/services.conf, docker-compose.yml and the files of deploy/ that
+// addDeploy edits.
 func newRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	for _, f := range []string{"scripts/services.conf", "docker-compose.yml"} {
+	for _, f := range []string{"scripts/services.conf", "docker-compose.yml", k8sKustomization, k8sServicesConf,
+		k8sGateway, k8sMySQL, k8sProvision, k8sDevOverlay, k8sDevSecrets, k8sProdSecrets, prometheusConfig} {
 		b, err := os.ReadFile(filepath.Join("..", "..", f))
 		if err != nil {
 			t.Fatal(err)
@@ -66,6 +70,33 @@ func TestGeneratesAndRefusesToOverwrite(t *testing.T) {
 		}
 	}
 
+	for f, wants := range map[string][]string{
+		"deploy/k8s/base/services/widgets.yaml": {"  name: widgets\n", `command: ["/usr/local/bin/widgets"]`,
+			"containerPort: " + strconv.Itoa(got.Port), "key: ACME_WIDGETS_PASSWORD", "amqp://acme.widgets:$(SERVICE_PASSWORD)@",
+			"acme_widgets:$(SERVICE_PASSWORD)@tcp(mysql:3306)/acme_widgets?"},
+		k8sKustomization: {"  - services/widgets.yaml\n  - services/gateway.yaml\n"},
+		k8sServicesConf:  {"\nwidgets     acme.widgets          " + strconv.Itoa(got.Port) + "\n"},
+		k8sGateway: {fmt.Sprintf(",widgets acme.widgets http://widgets:%d\"\n", got.Port),
+			fmt.Sprintf("- name: UPSTREAM_WIDGETS\n              value: \"http://widgets:%d\"\n", got.Port)},
+		k8sMySQL:         {"- name: ACME_WIDGETS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: sagittarius-passwords\n                  key: ACME_WIDGETS_PASSWORD\n"},
+		k8sProvision:     {"key: ACME_WIDGETS_PASSWORD\n"},
+		k8sDevOverlay:    {"  - {name: widgets, count: 1}\n  - {name: gateway, count: 1}\n"},
+		k8sDevSecrets:    {"\nACME_WIDGETS_PASSWORD=acme-widgets-dev\n"},
+		k8sProdSecrets:   {"\nACME_WIDGETS_PASSWORD=CHANGE-ME\n"},
+		prometheusConfig: {fmt.Sprintf("  - job_name: widgets\n    static_configs:\n      - targets: [\"widgets:%d\"]\n\n  - job_name: gateway\n", got.Port)},
+	} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, want := range wants {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s lacks %q", f, want)
+			}
+		}
+	}
+
 	before := snapshot(t, root)
 	for _, args := range [][]string{
 		{"acme.widgets"},                     // the same again
@@ -88,6 +119,14 @@ func TestGeneratesAndRefusesToOverwrite(t *testing.T) {
 		t.Errorf("an existing services/gizmos: %v", err)
 	}
 	os.Remove(filepath.Join(root, "services", "gizmos"))
+	manifest := filepath.Join(root, "deploy/k8s/base/services/gizmos.yaml")
+	if err := os.WriteFile(manifest, []byte("kind: Deployment\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"acme.gizmos", "--root", root}, &out); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("an existing deploy/k8s/base/services/gizmos.yaml: %v", err)
+	}
+	os.Remove(manifest)
 	if after := snapshot(t, root); after != before {
 		t.Error("a refused run changed the tree")
 	}
