@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 )
@@ -168,5 +169,35 @@ func TestNames(t *testing.T) {
 	}
 	if _, err := newData("acme.mysql", "mysql", 9000); err == nil {
 		t.Error("acme.mysql: no error for an entity that clashes with the adapter package")
+	}
+}
+
+// TestK8sTemplateIsTheOtherServicesManifest fails when the manifest the
+// generator writes drifts from the services' own: rendered for every line of
+// services.conf whose manifest is the common one, it is that manifest.
+func TestK8sTemplateIsTheOtherServicesManifest(t *testing.T) {
+	lines, err := platform.ReadServices(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if !l.HasQueue() {
+			continue
+		}
+		d, err := newData(l.Name, l.Dir, l.Port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := template.Must(template.New("k8s").Option("missingkey=error").Parse(k8sService)).Execute(&b, d); err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", "..", k8sBase, "services", l.Dir+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != string(want) {
+			t.Errorf("%s: the generator's manifest differs from %s/services/%s.yaml: change cmd/new-service/k8s-service.yaml.tmpl with it", l.Dir, k8sBase, l.Dir)
+		}
 	}
 }
