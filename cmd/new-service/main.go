@@ -18,11 +18,17 @@
 //     the real broker and database (servicetest.Start, testinfra);
 //   - its line in scripts/services.conf (before the gateway's);
 //   - its compose service in docker-compose.yml, its password, the gateway's
-//     UPSTREAM_<DIR> and depends_on.
+//     UPSTREAMS entry, UPSTREAM_<DIR> and depends_on;
+//   - what deploy/ needs for the new line (addDeploy): its Kubernetes
+//     manifests and their references, the copy of services.conf under
+//     deploy/k8s/base, its Prometheus scrape job. The Grafana dashboards are
+//     generated from services.conf by deploy/validate (scripts/new-service
+//     runs it).
 //
 // It refuses to overwrite anything: an existing directory, a line of
 // services.conf with the same dir, name or port, or a compose service,
-// password or upstream of that name stop it before it writes a byte.
+// password, upstream, manifest or scrape job of that name stop it before it
+// writes a byte.
 package main
 
 import (
@@ -148,6 +154,10 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	deploy, err := addDeploy(o.root, d, conf)
+	if err != nil {
+		return err
+	}
 	svcDir := filepath.Join(o.root, "services", d.Dir)
 	if _, err := os.Lstat(svcDir); err == nil {
 		return fmt.Errorf("services/%s already exists: refusing to overwrite it (choose another name or --dir)", d.Dir)
@@ -168,9 +178,15 @@ func run(args []string, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(o.root, "docker-compose.yml"), compose, 0o644); err != nil {
 		return err
 	}
+	for _, e := range deploy {
+		if err := os.WriteFile(filepath.Join(o.root, e.path), e.body, 0o644); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "new-service: %s in services/%s (%d files), port %d, gateway prefix /%s, database %s\n",
 		d.Name, d.Dir, len(files), d.Port, d.Dir, d.Database)
 	fmt.Fprintf(stdout, "new-service: added its line to scripts/services.conf and its service to docker-compose.yml\n")
+	fmt.Fprintf(stdout, "new-service: deploy/: its Kubernetes manifests (%s/services/%s.yaml, the kustomizations, services.conf, the gateway's upstreams, its password), its Prometheus scrape job\n", k8sBase, d.Dir)
 	return nil
 }
 
@@ -338,8 +354,11 @@ func addConfLine(root string, lines []platform.Line, d data) ([]byte, error) {
 }
 
 // addComposeService returns docker-compose.yml with the service's password
-// (x-passwords), its service (before the gateway), the gateway's upstream
-// and depends_on; or an error when any of them exists.
+// (x-passwords), its service (before the gateway) in the style of the others
+// (the one image's /usr/local/bin/<dir>, the shared environment, the three
+// AMQP nodes of the cluster profile, its OTEL_SERVICE_NAME, the httpcheck
+// healthcheck), the gateway's UPSTREAMS entry, UPSTREAM_<DIR> and depends_on;
+// or an error when any of them exists.
 func addComposeService(root string, d data) ([]byte, error) {
 	b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	if err != nil {
@@ -359,25 +378,30 @@ func addComposeService(root string, d data) ([]byte, error) {
 	}
 	dashed := strings.NewReplacer(".", "-", "_", "-").Replace(d.Name)
 	pw := fmt.Sprintf("${%s:-%s-dev}", password, dashed)
+	var nodes []string
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, fmt.Sprintf("amqp://%s:%s@${AMQP_HOST_%d:-rabbitmq}:5672/sagittarius", d.Name, pw, i))
+	}
 	block := fmt.Sprintf(`  %[1]s:
     <<: *service
-    build: {context: ., dockerfile: Dockerfile, args: {SERVICE: %[1]s}}
+    command: ["/usr/local/bin/%[1]s"]
     environment:
+      <<: *service-env
       HTTP_ADDR: 0.0.0.0:%[2]d
-      AMQP_URL: "amqp://%[3]s:%[4]s@rabbitmq:5672/sagittarius"
+      # The three nodes of the cluster profile; without it, three times the one node.
+      AMQP_URL: "%[3]s"
       MYSQL_DSN: "%[5]s:%[4]s@tcp(mysql:3306)/%[5]s?parseTime=true&loc=UTC"
-      PUBLIC_BASE_URL: ${PUBLIC_BASE_URL:-http://127.0.0.1:8080}
-      QUEUE_TYPE: ${QUEUE_TYPE:-classic}
+      OTEL_SERVICE_NAME: %[6]s
     healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:%[2]d/health"]
+      test: ["CMD", "/usr/local/bin/httpcheck", "http://127.0.0.1:%[2]d/health"]
       interval: 5s
-      timeout: 3s
+      timeout: 5s
       retries: 24
-`, d.Dir, d.Port, d.Name, pw, d.Database)
+`, d.Dir, d.Port, strings.Join(nodes, ","), pw, d.Database, d.Name)
 
 	var out []string
 	section, inGateway, inPasswords := "", false, false
-	lastPassword, gatewayAt, lastUpstream, lastDepends := -1, -1, -1, -1
+	lastPassword, gatewayAt, lastUpstream, lastDepends, upstreams := -1, -1, -1, -1, -1
 	for i, l := range lines {
 		if strings.HasPrefix(l, "x-passwords:") {
 			inPasswords = true
@@ -402,17 +426,29 @@ func addComposeService(root string, d data) ([]byte, error) {
 			if section == "environment" && strings.HasPrefix(t, "UPSTREAM_") {
 				lastUpstream = i
 			}
+			if section == "environment" && strings.HasPrefix(t, `UPSTREAMS: "`) && strings.HasSuffix(t, `"`) {
+				upstreams = i
+			}
 			if section == "depends_on" && strings.HasSuffix(t, "{condition: service_healthy}") {
 				lastDepends = i
 			}
 		}
 	}
-	if lastPassword < 0 || gatewayAt < 0 || lastUpstream < 0 || lastDepends < 0 {
-		return nil, errors.New("docker-compose.yml: cannot find x-passwords, the gateway service, its UPSTREAM_ variables or its depends_on")
+	if lastPassword < 0 || gatewayAt < 0 || lastUpstream < 0 || lastDepends < 0 || upstreams < 0 {
+		return nil, errors.New("docker-compose.yml: cannot find x-passwords, the gateway service, its UPSTREAMS and UPSTREAM_ variables or its depends_on")
+	}
+	upstream := fmt.Sprintf("%s %s http://%s:%d", d.Dir, d.Name, d.Dir, d.Port)
+	for _, u := range strings.Split(strings.Trim(strings.TrimPrefix(strings.TrimSpace(lines[upstreams]), "UPSTREAMS:"), ` "`), ",") {
+		if f := strings.Fields(u); len(f) == 3 && (f[0] == d.Dir || f[1] == d.Name) {
+			return nil, fmt.Errorf("docker-compose.yml: the gateway's UPSTREAMS already routes %q: refusing to overwrite it", u)
+		}
 	}
 	for i, l := range lines {
 		if i == gatewayAt {
 			out = append(out, strings.Split(block, "\n")...)
+		}
+		if i == upstreams {
+			l = strings.TrimSuffix(l, `"`) + "," + upstream + `"`
 		}
 		out = append(out, l)
 		switch i {

@@ -2,20 +2,25 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 
 	"github.com/sagittarius-a/sagittarius/internal/platform"
 )
 
 // newRoot returns a folder holding a copy of the repository's
-// scripts/services.conf and docker-compose.yml.
+// scripts/services.conf, docker-compose.yml and the files of deploy/ that
+// addDeploy edits.
 func newRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	for _, f := range []string{"scripts/services.conf", "docker-compose.yml"} {
+	for _, f := range []string{"scripts/services.conf", "docker-compose.yml", k8sKustomization, k8sServicesConf,
+		k8sGateway, k8sMySQL, k8sProvision, k8sDevOverlay, k8sDevSecrets, k8sProdSecrets, prometheusConfig} {
 		b, err := os.ReadFile(filepath.Join("..", "..", f))
 		if err != nil {
 			t.Fatal(err)
@@ -57,9 +62,39 @@ func TestGeneratesAndRefusesToOverwrite(t *testing.T) {
 	}
 	compose, _ := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 	for _, want := range []string{"\n  widgets:\n", "ACME_WIDGETS_PASSWORD: ${ACME_WIDGETS_PASSWORD:-acme-widgets-dev}",
-		"UPSTREAM_WIDGETS: http://widgets:", "      widgets: {condition: service_healthy}"} {
+		"UPSTREAM_WIDGETS: http://widgets:", "      widgets: {condition: service_healthy}",
+		`    command: ["/usr/local/bin/widgets"]`, "      <<: *service-env\n", "OTEL_SERVICE_NAME: acme.widgets\n",
+		"@${AMQP_HOST_3:-rabbitmq}:5672/sagittarius\"", `"/usr/local/bin/httpcheck", "http://127.0.0.1:`,
+		",widgets acme.widgets http://widgets:"} {
 		if !strings.Contains(string(compose), want) {
 			t.Errorf("docker-compose.yml lacks %q", want)
+		}
+	}
+
+	for f, wants := range map[string][]string{
+		"deploy/k8s/base/services/widgets.yaml": {"  name: widgets\n", `command: ["/usr/local/bin/widgets"]`,
+			"containerPort: " + strconv.Itoa(got.Port), "key: ACME_WIDGETS_PASSWORD", "amqp://acme.widgets:$(SERVICE_PASSWORD)@",
+			"acme_widgets:$(SERVICE_PASSWORD)@tcp(mysql:3306)/acme_widgets?"},
+		k8sKustomization: {"  - services/widgets.yaml\n  - services/gateway.yaml\n"},
+		k8sServicesConf:  {"\nwidgets     acme.widgets          " + strconv.Itoa(got.Port) + "\n"},
+		k8sGateway: {fmt.Sprintf(",widgets acme.widgets http://widgets:%d\"\n", got.Port),
+			fmt.Sprintf("- name: UPSTREAM_WIDGETS\n              value: \"http://widgets:%d\"\n", got.Port)},
+		k8sMySQL:         {"- name: ACME_WIDGETS_PASSWORD\n              valueFrom:\n                secretKeyRef:\n                  name: sagittarius-passwords\n                  key: ACME_WIDGETS_PASSWORD\n"},
+		k8sProvision:     {"key: ACME_WIDGETS_PASSWORD\n"},
+		k8sDevOverlay:    {"  - {name: widgets, count: 1}\n  - {name: gateway, count: 1}\n"},
+		k8sDevSecrets:    {"\nACME_WIDGETS_PASSWORD=acme-widgets-dev\n"},
+		k8sProdSecrets:   {"\nACME_WIDGETS_PASSWORD=CHANGE-ME\n"},
+		prometheusConfig: {fmt.Sprintf("  - job_name: widgets\n    static_configs:\n      - targets: [\"widgets:%d\"]\n\n  - job_name: gateway\n", got.Port)},
+	} {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, want := range wants {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s lacks %q", f, want)
+			}
 		}
 	}
 
@@ -85,6 +120,14 @@ func TestGeneratesAndRefusesToOverwrite(t *testing.T) {
 		t.Errorf("an existing services/gizmos: %v", err)
 	}
 	os.Remove(filepath.Join(root, "services", "gizmos"))
+	manifest := filepath.Join(root, "deploy/k8s/base/services/gizmos.yaml")
+	if err := os.WriteFile(manifest, []byte("kind: Deployment\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"acme.gizmos", "--root", root}, &out); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("an existing deploy/k8s/base/services/gizmos.yaml: %v", err)
+	}
+	os.Remove(manifest)
 	if after := snapshot(t, root); after != before {
 		t.Error("a refused run changed the tree")
 	}
@@ -126,5 +169,35 @@ func TestNames(t *testing.T) {
 	}
 	if _, err := newData("acme.mysql", "mysql", 9000); err == nil {
 		t.Error("acme.mysql: no error for an entity that clashes with the adapter package")
+	}
+}
+
+// TestK8sTemplateIsTheOtherServicesManifest fails when the manifest the
+// generator writes drifts from the services' own: rendered for every line of
+// services.conf whose manifest is the common one, it is that manifest.
+func TestK8sTemplateIsTheOtherServicesManifest(t *testing.T) {
+	lines, err := platform.ReadServices(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if !l.HasQueue() {
+			continue
+		}
+		d, err := newData(l.Name, l.Dir, l.Port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := template.Must(template.New("k8s").Option("missingkey=error").Parse(k8sService)).Execute(&b, d); err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", "..", k8sBase, "services", l.Dir+".yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != string(want) {
+			t.Errorf("%s: the generator's manifest differs from %s/services/%s.yaml: change cmd/new-service/k8s-service.yaml.tmpl with it", l.Dir, k8sBase, l.Dir)
+		}
 	}
 }

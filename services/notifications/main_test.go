@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,18 @@ func TestRunSendsThroughSMTP(t *testing.T) {
 		if got, body := s.Do("GET", path, ""); got != code {
 			t.Errorf("GET %s: %d %s, want %d", path, got, body, code)
 		}
+	}
+
+	// The root links the service's failed messages (the kit's routes).
+	var root struct {
+		Links map[string]struct{ Href string } `json:"_links"`
+	}
+	s.GetJSON("/v1", &root)
+	if got, want := root.Links["failed-messages"].Href, "http://gw.test/notifications/v1/failed-messages"; got != want {
+		t.Errorf("root: failed-messages %q, want %q", got, want)
+	}
+	if code, body := s.Do("GET", "/v1/failed-messages", ""); code != http.StatusOK {
+		t.Errorf("GET /v1/failed-messages: %d %s", code, body)
 	}
 }
 

@@ -83,7 +83,7 @@ func TestComposeRunsEveryServiceOfServicesConf(t *testing.T) {
 			var ups []string
 			for _, o := range services(t) {
 				if o.HasBus() {
-					key := "UPSTREAM_" + strings.ToUpper(o.Dir)
+					key := "UPSTREAM_" + strings.ToUpper(strings.ReplaceAll(o.Dir, "-", "_"))
 					want := fmt.Sprintf("http://%s:%d", o.Dir, o.Port)
 					if env[key] != want {
 						t.Errorf("%s: %s %q, want %q", s.Dir, key, env[key], want)

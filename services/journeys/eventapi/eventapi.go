@@ -21,6 +21,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/inventory/stockevents"
 	"github.com/sagittarius-a/sagittarius/services/journeys/journey"
+	"github.com/sagittarius-a/sagittarius/services/identity/accountevents"
 	"github.com/sagittarius-a/sagittarius/services/notifications/notificationevents"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
 	"github.com/sagittarius-a/sagittarius/services/payments/paymentevents"
@@ -67,7 +68,7 @@ func (h *Handlers) Register(bus *eventbus.Bus, db *sqlx.DB) error {
 func PlatformEvents() []eventbus.EventInfoer {
 	var out []eventbus.EventInfoer
 	for _, all := range [][]eventbus.EventInfoer{customerevents.All, productevents.All, orderevents.All,
-		stockevents.All, paymentevents.All, shipmentevents.All, notificationevents.All} {
+		stockevents.All, paymentevents.All, shipmentevents.All, notificationevents.All, accountevents.All} {
 		out = append(out, all...)
 	}
 	return out

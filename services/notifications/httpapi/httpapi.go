@@ -21,6 +21,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/auth"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
+	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
 	"github.com/sagittarius-a/sagittarius/internal/problem"
@@ -116,7 +117,7 @@ func (a *API) Contract(events contracts.Events) contracts.Service {
 // rootDoc is the entry point document.
 type rootDoc struct {
 	Service string    `json:"service"`
-	Links   hal.Links `json:"_links" links:"self,notifications,find-notifications,notification,contracts"`
+	Links   hal.Links `json:"_links" links:"self,notifications,find-notifications,notification,contracts,failed-messages"`
 }
 
 func (a *API) root(w http.ResponseWriter, r *http.Request) {
@@ -126,6 +127,7 @@ func (a *API) root(w http.ResponseWriter, r *http.Request) {
 	links.SetLink("find-notifications", hal.Find(a.render.api.Href("notifications"), "customer_id", "status", "page", "size"))
 	links.SetLink("notification", hal.Link{Href: a.render.api.Href("notifications") + "/{id}", Templated: true})
 	links.Set(contracts.ContractsRel, a.render.api.Href("contracts"))
+	links[failedmsg.Rel] = failedmsg.RootLink(a.render.api)
 	hal.Write(w, r, http.StatusOK, rootDoc{notificationevents.Service, links})
 }
 
