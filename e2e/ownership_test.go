@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -69,25 +70,44 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 		t.Fatalf("Ann's order is for %q", o.CustomerID)
 	}
 
+	// One of Ann's notifications (her order's confirmation).
+	var annNote string
+	eventually(t, sagaTimeout, "a notification for Ann", func() (bool, string) {
+		var page struct {
+			Embedded struct {
+				Items []struct {
+					ID string `json:"id"`
+				} `json:"notifications"`
+			} `json:"_embedded"`
+		}
+		r := call(t, "GET", c.Gateway+"/notifications/v1/notifications?customer_id="+ann.CustomerID, nil, nil)
+		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &page) == nil && len(page.Embedded.Items) > 0 {
+			annNote = page.Embedded.Items[0].ID
+		}
+		return annNote != "", fmt.Sprintf("%d %s", r.Status, r.Body)
+	})
+
 	// Bob places an order naming Ann as the customer (with his own payment
 	// method: a method of Ann's would put her method's id into his order).
 	bobForAnn := orderBody(ann.CustomerID, "tok_visa", line(p.ID, 1))
 	bobForAnn["payment_method_id"] = paymentMethod(bob.CustomerID, "tok_visa")
 	cases := map[string]secondCustomerCase{
-		"GET /orders/v1/orders":                 {},
-		"POST /orders/v1/orders":                {body: bobForAnn},
-		"GET /orders/v1/orders/{id}":            {params: map[string]string{"id": o.ID}},
-		"PATCH /orders/v1/orders/{id}":          {params: map[string]string{"id": o.ID}, body: map[string]any{"status": "cancelled"}},
-		"GET /payments/v1/payments":             {},
-		"GET /payments/v1/payments/{id}":        {params: map[string]string{"id": o.PaymentID}},
-		"GET /shipping/v1/shipments":            {},
-		"GET /shipping/v1/shipments/{id}":       {params: map[string]string{"id": o.ShipmentID}},
-		"GET /customers/v1/customers/{id}":      {params: map[string]string{"id": ann.CustomerID}},
-		"PATCH /customers/v1/customers/{id}":    {params: map[string]string{"id": ann.CustomerID}, body: map[string]any{"name": "Mallory"}},
-		"GET /identity/v1/accounts/{id}":        {params: map[string]string{"id": ann.AccountID}},
-		"GET /payments/v1/payment-methods":      {},
-		"POST /payments/v1/payment-methods":     {body: map[string]any{"token": "tok_bob", "customer_id": ann.CustomerID}},
-		"GET /payments/v1/payment-methods/{id}": {params: map[string]string{"id": paymentMethod(ann.CustomerID, "tok_visa")}},
+		"GET /orders/v1/orders":                    {},
+		"POST /orders/v1/orders":                   {body: bobForAnn},
+		"GET /orders/v1/orders/{id}":               {params: map[string]string{"id": o.ID}},
+		"PATCH /orders/v1/orders/{id}":             {params: map[string]string{"id": o.ID}, body: map[string]any{"status": "cancelled"}},
+		"GET /payments/v1/payments":                {},
+		"GET /payments/v1/payments/{id}":           {params: map[string]string{"id": o.PaymentID}},
+		"GET /shipping/v1/shipments":               {},
+		"GET /shipping/v1/shipments/{id}":          {params: map[string]string{"id": o.ShipmentID}},
+		"GET /customers/v1/customers/{id}":         {params: map[string]string{"id": ann.CustomerID}},
+		"PATCH /customers/v1/customers/{id}":       {params: map[string]string{"id": ann.CustomerID}, body: map[string]any{"name": "Mallory"}},
+		"GET /identity/v1/accounts/{id}":           {params: map[string]string{"id": ann.AccountID}},
+		"GET /payments/v1/payment-methods":         {},
+		"POST /payments/v1/payment-methods":        {body: map[string]any{"token": "tok_bob", "customer_id": ann.CustomerID}},
+		"GET /payments/v1/payment-methods/{id}":    {params: map[string]string{"id": paymentMethod(ann.CustomerID, "tok_visa")}},
+		"GET /notifications/v1/notifications":      {},
+		"GET /notifications/v1/notifications/{id}": {params: map[string]string{"id": annNote}},
 	}
 	// Values for the path parameters of operations customers may not call.
 	staffParams := map[string]string{"id": o.ID, "product_id": p.ID, "order_id": o.ID}
@@ -96,7 +116,7 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	annIDs := []string{o.ID, o.PaymentID, o.ShipmentID, ann.CustomerID, ann.AccountID, paymentMethod(ann.CustomerID, "tok_visa")}
+	annIDs := []string{o.ID, o.PaymentID, o.ShipmentID, ann.CustomerID, ann.AccountID, paymentMethod(ann.CustomerID, "tok_visa"), annNote}
 	tried := 0
 	for _, rule := range rules {
 		if rule.Req.Anonymous {

@@ -125,7 +125,7 @@ func run(ctx context.Context, argv []string, getenv func(string) string, stdout 
 			return fmt.Errorf("--poll %q: want a duration such as 500ms", v)
 		}
 	}
-	c := &client{http: &http.Client{Timeout: 30 * time.Second}}
+	c := &client{http: &http.Client{Timeout: 30 * time.Second}, token: getenv("SAGITTARIUS_TOKEN")}
 	cmd, svc, rest := o.args[0], o.args[1], o.args[2:]
 	messages, err := c.discover(ctx, strings.TrimRight(gw, "/"), svc)
 	if err != nil {
@@ -203,7 +203,13 @@ func (d doc) embedded(rel string) []map[string]any {
 	return out
 }
 
-type client struct{ http *http.Client }
+// client calls the API as the operator whose access token is token
+// (SAGITTARIUS_TOKEN; scripts/failed-messages obtains one with scripts/token
+// operator); the failed-messages routes need the role operator.
+type client struct {
+	http  *http.Client
+	token string
+}
 
 // problemError is an RFC 9457 answer.
 type problemError struct {
@@ -243,6 +249,9 @@ func (c *client) do(ctx context.Context, method, href string, body any) (doc, ht
 	}
 	req.Header.Set("Accept", "application/hal+json, application/problem+json")
 	req.Header.Set("X-Request-Id", "failed-messages-"+uuid.NewString())
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -20,6 +20,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
+	"github.com/sagittarius-a/sagittarius/internal/auth"
+	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/contracts"
 	"github.com/sagittarius-a/sagittarius/internal/failedmsg"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
@@ -41,6 +43,7 @@ var thingHappened = eventbus.MustEventType[thing]("qa.sources", "thing_happened"
 
 type qa struct {
 	t        *testing.T
+	iss      *authtest.Issuer // signs the operator token every request carries
 	url      string
 	adminURL string
 	vhost    string
@@ -57,7 +60,7 @@ type qaAPI struct{}
 
 func (qaAPI) Contract(events contracts.Events) contracts.Service {
 	return contracts.Service{Dir: "failures", Name: qaService, Title: "QA failures", Events: events,
-		Routes: []contracts.Route{{Method: "GET", Path: "/v1", ID: "getRoot", Summary: "root",
+		Routes: []contracts.Route{{Method: "GET", Path: "/v1", ID: "getRoot", Summary: "root", Auth: auth.Anyone(),
 			Handler: func(w http.ResponseWriter, r *http.Request) {
 				hal.Write(w, r, 200, map[string]any{"_links": hal.Links{"self": hal.To("http://gw.test/failures/v1"),
 					failedmsg.Rel: failedmsg.RootLink(hal.MustBase("http://gw.test/failures/v1"))}})
@@ -91,10 +94,13 @@ func (q *qa) run(ctx context.Context, getenv func(string) string, stdout io.Writ
 func startQA(t *testing.T, env ...string) *qa {
 	adminURL, vhost := testinfra.NewVhost(t)
 	testinfra.DeclareExchange(t, vhost)
-	q := &qa{t: t, adminURL: adminURL, vhost: vhost, handled: map[string]int{}}
+	q := &qa{t: t, adminURL: adminURL, vhost: vhost, handled: map[string]int{}, iss: authtest.NewIssuer(t)}
 	q.broken.Store(true)
 	q.env = map[string]string{"AMQP_URL": testinfra.NewServiceUser(t, vhost, qaService), "MYSQL_DSN": testinfra.NewDatabaseDSN(t),
 		"PUBLIC_BASE_URL": "http://gw.test"}
+	for i, kv := 0, q.iss.Env(); i+1 < len(kv); i += 2 {
+		q.env[kv[i]] = kv[i+1]
+	}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		q.env[k] = v
@@ -194,6 +200,7 @@ func (q *qa) do(method, path, body string, headers ...string) (int, []byte) {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+q.iss.Operator()) // the routes are the operator's
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
@@ -271,6 +278,7 @@ func (q *qa) retry(body string) string {
 	req, _ := http.NewRequest("POST", q.url+"/v1/failed-message-retries", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Request-Id", "req-"+uuid.NewString()[:8])
+	req.Header.Set("Authorization", "Bearer "+q.iss.Operator())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		q.t.Fatal(err)
@@ -414,7 +422,7 @@ func TestFailedMessagesKeptGroupedRetriedAndArchived(t *testing.T) {
 	// The cause fixed: retry of the group, handled exactly once, resolved.
 	q.broken.Store(false)
 	op = q.awaitRetry(q.retry(`{"group":"` + fpA + `"}`))
-	if op.Total != 3 || op.Succeeded != 3 || op.Group != fpA || op.Actor != failedmsg.ActorPlaceholder || op.RequestID == "" {
+	if op.Total != 3 || op.Succeeded != 3 || op.Group != fpA || op.Actor != "operator-1" || op.RequestID == "" {
 		t.Fatalf("retry after the fix: %+v", op)
 	}
 	q.eventually("group A resolved", func() bool {
@@ -502,7 +510,7 @@ func TestFailedMessagesKeptGroupedRetriedAndArchived(t *testing.T) {
 	var got []string
 	for _, ac := range acts.Embedded.Items {
 		got = append(got, fmt.Sprintf("%s %s %d %s", ac.Action, ac.Target, ac.Count, ac.RequestID))
-		if ac.Actor != failedmsg.ActorPlaceholder {
+		if ac.Actor != "operator-1" {
 			t.Errorf("actor %q", ac.Actor)
 		}
 	}

@@ -314,6 +314,7 @@ func TestJourneys(t *testing.T) {
 			}
 		}
 		req, _ := http.NewRequest("GET", s.URL+"/v1/journeys/"+uuid.NewString(), nil)
+		req.Header.Set("Authorization", "Bearer "+s.Issuer.Staff())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

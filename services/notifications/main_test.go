@@ -152,7 +152,7 @@ func TestRunSendsThroughSMTP(t *testing.T) {
 	if got, want := root.Links["failed-messages"].Href, "http://gw.test/notifications/v1/failed-messages"; got != want {
 		t.Errorf("root: failed-messages %q, want %q", got, want)
 	}
-	if code, body := s.Do("GET", "/v1/failed-messages", ""); code != http.StatusOK {
+	if code, body := s.Do("GET", "/v1/failed-messages", "", "Authorization", "Bearer "+s.Issuer.Operator()); code != http.StatusOK {
 		t.Errorf("GET /v1/failed-messages: %d %s", code, body)
 	}
 }
