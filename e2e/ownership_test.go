@@ -110,7 +110,7 @@ func testSecondCustomer(t *testing.T, c *Cluster) {
 		"GET /notifications/v1/notifications/{id}": {params: map[string]string{"id": annNote}},
 	}
 	// Values for the path parameters of operations customers may not call.
-	staffParams := map[string]string{"id": o.ID, "product_id": p.ID, "order_id": o.ID}
+	staffParams := map[string]string{"id": o.ID, "product_id": p.ID, "order_id": o.ID, "fingerprint": "0123456789abcdef"}
 
 	rules, err := access.Rules(manifests.FS)
 	if err != nil {
