@@ -130,6 +130,16 @@ func (c *chaos) run(ctx context.Context) (err error) {
 		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType)
 	if c.o.cluster {
 		c.say("%s", c.clusterSummary())
+		what, problems, err := c.queueReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		c.say("%s", what)
+		if fresh := c.record(problems); len(fresh) > 0 {
+			for _, v := range fresh {
+				c.say("      %s", v)
+			}
+		}
 	}
 
 	scarce := int64(60)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -136,6 +137,58 @@ func (c *chaos) afterFault(ctx context.Context, from time.Time) (string, error) 
 	return fmt.Sprintf("confirmation gap %.1fs (%d confirmed in the %.0fs of fault and recovery)", gap.Seconds(), n, to.Sub(from).Seconds()), nil
 }
 
+// awaitConsumers waits until every service's queue has as many consumers as
+// the service runs instances (the management API's counts lag a few
+// seconds), and returns how long that took.
+func (c *chaos) awaitConsumers(ctx context.Context, within time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		qs, err := c.p.Broker.Queues(ctx, c.p.Vhost)
+		var missing []string
+		if err == nil {
+			consumers := map[string]int{}
+			for _, q := range qs {
+				consumers[q.Name] = q.Consumers
+			}
+			for _, svc := range c.p.Services() {
+				if n, want := consumers[svc.Name], len(svc.Instances()); n != want {
+					missing = append(missing, fmt.Sprintf("%s %d of %d", svc.Name, n, want))
+				}
+			}
+			if len(missing) == 0 {
+				return time.Since(start), nil
+			}
+		}
+		if time.Since(start) > within || ctx.Err() != nil {
+			return time.Since(start), fmt.Errorf("consumers after %v: %s %v", within, strings.Join(missing, ", "), err)
+		}
+		sleep(ctx, 500*time.Millisecond)
+	}
+}
+
+// queueReplicas describes the platform's queues: how many are quorum queues
+// with a replica on every node, and those that are not.
+func (c *chaos) queueReplicas(ctx context.Context) (string, []violation, error) {
+	var qs []struct {
+		Name    string   `json:"name"`
+		Type    string   `json:"type"`
+		Members []string `json:"members"`
+	}
+	if err := c.p.Broker.API(ctx, "GET", "/api/queues/"+url.PathEscape(c.p.Vhost)+"?columns=name,type,members", nil, &qs); err != nil {
+		return "", nil, err
+	}
+	var problems []violation
+	ok := 0
+	for _, q := range qs {
+		if q.Type == "quorum" && len(q.Members) == len(c.p.Nodes) {
+			ok++
+			continue
+		}
+		problems = append(problems, violation{kindInvariant, fmt.Sprintf("queue %s is a %s queue with %d members, want quorum on %d nodes", q.Name, q.Type, len(q.Members), len(c.p.Nodes))})
+	}
+	return fmt.Sprintf("%d of %d queues are quorum queues with a replica on each of the %d nodes", ok, len(qs), len(c.p.Nodes)), problems, nil
+}
+
 // nodeKill SIGKILLs the node that leads the most queues and restarts it once
 // the platform has run without it for nodeDown; then another.
 func nodeKill(ctx context.Context, c *chaos) (string, []violation, error) {
@@ -163,7 +216,7 @@ func nodeKill(ctx context.Context, c *chaos) (string, []violation, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		notes = append(notes, fmt.Sprintf("%s (leader of %d queues) down %.0fs, running in the cluster %.1fs after its start", n.Name, leads, down.Seconds(), rejoined.Seconds()))
+		notes = append(notes, fmt.Sprintf("%s (leader of %d queues) down %.0fs, all nodes running %.1fs after its restart", n.Name, leads, down.Seconds(), rejoined.Seconds()))
 		prev = n
 	}
 	gap, err := c.afterFault(ctx, from)
@@ -285,6 +338,11 @@ func instanceKill(ctx context.Context, c *chaos) (string, []violation, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%s; one of the 2 instances of each of %s SIGKILLed, the other alone for %.0fs, then restarted",
-		gap, strings.Join(killed, ", "), c.nodeDown().Seconds()), nil, nil
+	var problems []violation
+	consuming, err := c.awaitConsumers(ctx, 60*time.Second)
+	if err != nil {
+		problems = append(problems, violation{kindInvariant, err.Error()})
+	}
+	return fmt.Sprintf("%s; one of the 2 instances of each of %s SIGKILLed, the other alone for %.0fs, then restarted (all consuming again %.1fs later)",
+		gap, strings.Join(killed, ", "), c.nodeDown().Seconds(), consuming.Seconds()), problems, nil
 }

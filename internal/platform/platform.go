@@ -278,20 +278,27 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		}
 	}
 	// Services first (in parallel), the gateway last, as scripts/up does.
+	// With several instances, the first of each service migrates its
+	// database before the others start (concurrent migrations collide).
 	var starts []*Instance
-	for _, s := range p.Services() {
-		for _, port := range s.Ports {
-			in, err := s.start(port)
+	for i := 0; i < p.cfg.Instances; i++ {
+		var round []*Instance
+		for _, s := range p.Services() {
+			if i >= len(s.Ports) {
+				continue
+			}
+			in, err := s.start(s.Ports[i])
 			if err != nil {
 				return nil, err
 			}
-			starts = append(starts, in)
+			round = append(round, in)
 		}
-	}
-	for _, in := range starts {
-		if err := in.WaitHealthy(ctx, 90*time.Second); err != nil {
-			return nil, err
+		for _, in := range round {
+			if err := in.WaitHealthy(ctx, 90*time.Second); err != nil {
+				return nil, err
+			}
 		}
+		starts = append(starts, round...)
 	}
 	gw := p.Service("gateway")
 	in, err := gw.start(gw.Port)
