@@ -126,8 +126,12 @@ func (c *chaos) run(ctx context.Context) (err error) {
 			c.say("%s", final) // the last line, whatever happened before
 		}
 	}()
-	c.say("platform up in %v: gateway %s, MariaDB :%d, RabbitMQ %s (AMQP :%d), %s queues, every service behind its own proxy to the broker (not on a cluster)",
-		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType)
+	links := "every service behind its own proxy to the broker"
+	if c.o.cluster {
+		links = "every service's AMQP_URL listing every node"
+	}
+	c.say("platform up in %v: gateway %s, MariaDB :%d, RabbitMQ %s (AMQP :%d), %s queues, %s",
+		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType, links)
 	if c.o.cluster {
 		c.say("%s", c.clusterSummary())
 		what, problems, err := c.queueReplicas(ctx)

@@ -96,28 +96,32 @@ func (c *chaos) leadingNode(ctx context.Context, except *platform.RabbitNode) (*
 
 // confirmationGap returns the longest interval within [from, to] without an
 // order_confirmed written by the orders service (the bounds count as
-// confirmations), and the number of confirmations within.
-func (c *chaos) confirmationGap(ctx context.Context, from, to time.Time) (time.Duration, int, error) {
+// confirmations), when it began (after from), and the number of
+// confirmations within.
+func (c *chaos) confirmationGap(ctx context.Context, from, to time.Time) (gap, at time.Duration, n int, err error) {
 	db, err := c.p.ServiceDB("orders")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	const layout = "2006-01-02 15:04:05.000000"
 	var stamps []string
 	if err := db.SelectContext(ctx, &stamps, `SELECT DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM eventbus_outbox
 		WHERE type = 'sales.orders.order_confirmed' AND created_at BETWEEN ? AND ? ORDER BY created_at`,
 		from.UTC().Format(layout), to.UTC().Format(layout)); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	gap, last := time.Duration(0), from
-	for _, s := range stamps {
+	gap, at, last := time.Duration(0), time.Duration(0), from
+	for _, s := range append(stamps, to.UTC().Format(layout)) {
 		t, err := time.ParseInLocation(layout, s, time.UTC)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		gap, last = max(gap, t.Sub(last)), t
+		if t.Sub(last) > gap {
+			gap, at = t.Sub(last), last.Sub(from)
+		}
+		last = t
 	}
-	return max(gap, to.Sub(last)), len(stamps), nil
+	return gap, at, len(stamps), nil
 }
 
 // afterFault waits until every node runs and every instance is healthy, and
@@ -130,11 +134,11 @@ func (c *chaos) afterFault(ctx context.Context, from time.Time) (string, error) 
 		return "", err
 	}
 	to := time.Now()
-	gap, n, err := c.confirmationGap(ctx, from, to)
+	gap, at, n, err := c.confirmationGap(ctx, from, to)
 	if err != nil {
 		return "", fmt.Errorf("reading the confirmations: %w", err)
 	}
-	return fmt.Sprintf("confirmation gap %.1fs (%d confirmed in the %.0fs of fault and recovery)", gap.Seconds(), n, to.Sub(from).Seconds()), nil
+	return fmt.Sprintf("confirmation gap %.1fs (from +%.1fs; %d confirmed in the %.0fs of fault and recovery)", gap.Seconds(), at.Seconds(), n, to.Sub(from).Seconds()), nil
 }
 
 // awaitConsumers waits until every service's queue has as many consumers as
