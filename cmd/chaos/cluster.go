@@ -110,18 +110,28 @@ func (c *chaos) confirmationGap(ctx context.Context, from, to time.Time) (gap, a
 		from.UTC().Format(layout), to.UTC().Format(layout)); err != nil {
 		return 0, 0, 0, err
 	}
-	gap, at, last := time.Duration(0), time.Duration(0), from
-	for _, s := range append(stamps, to.UTC().Format(layout)) {
-		t, err := time.ParseInLocation(layout, s, time.UTC)
-		if err != nil {
+	times := make([]time.Time, len(stamps))
+	for i, s := range stamps {
+		if times[i], err = time.ParseInLocation(layout, s, time.UTC); err != nil {
 			return 0, 0, 0, err
 		}
+	}
+	gap, at = longestGap(from, to, times)
+	return gap, at, len(times), nil
+}
+
+// longestGap returns the longest interval between consecutive times of
+// from, times (sorted, within [from, to]) and to, and when it began (after
+// from).
+func longestGap(from, to time.Time, times []time.Time) (gap, at time.Duration) {
+	last := from
+	for _, t := range append(times, to) {
 		if t.Sub(last) > gap {
 			gap, at = t.Sub(last), last.Sub(from)
 		}
 		last = t
 	}
-	return gap, at, len(stamps), nil
+	return gap, at
 }
 
 // afterFault waits until every node runs and every instance is healthy, and
