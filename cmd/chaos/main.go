@@ -25,7 +25,10 @@
 // "N orders, L lost, D duplicated effects, K dead-lettered", and exits 1 on
 // any violation.
 //
-// usage: chaos [-short] [-scenarios a,b] [-rate n] [-orders n] [-keep] [-queue-type classic|quorum]
+// With -cluster it runs on a three-node RabbitMQ cluster with two instances
+// of every service, and its scenarios are those of cluster.go.
+//
+// usage: chaos [-short] [-cluster] [-scenarios a,b] [-rate n] [-orders n] [-keep] [-queue-type classic|quorum]
 package main
 
 import (
