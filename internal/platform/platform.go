@@ -308,7 +308,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err := in.WaitHealthy(ctx, 60*time.Second); err != nil {
 		return nil, err
 	}
-	p.logf("platform up: gateway %s, %d services", p.Gateway, len(starts))
+	p.logf("platform up: gateway %s, %d service instances", p.Gateway, len(starts))
 	return p, nil
 }
 
