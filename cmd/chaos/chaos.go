@@ -82,10 +82,14 @@ func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 	if o.verbose {
 		logw = out
 	}
-	p, err := platform.Start(ctx, platform.Config{
+	cfg := platform.Config{
 		Root: o.root, Dir: c.dir, QueueType: o.queueType, Race: o.race, Proxies: true, Log: logw,
 		Env: map[string][]string{"payments": {faultInject}},
-	})
+	}
+	if o.cluster {
+		cfg.Nodes, cfg.Instances = 3, 2 // implies quorum queues, no proxies
+	}
+	p, err := platform.Start(ctx, cfg)
 	if err != nil {
 		c.cleanup(false)
 		return nil, err
@@ -125,8 +129,25 @@ func (c *chaos) run(ctx context.Context) (err error) {
 			c.say("%s", final) // the last line, whatever happened before
 		}
 	}()
-	c.say("platform up in %v: gateway %s, MariaDB :%d, RabbitMQ %s (AMQP :%d), %s queues, every service behind its own proxy to the broker",
-		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType)
+	links := "every service behind its own proxy to the broker"
+	if c.o.cluster {
+		links = "every service's AMQP_URL listing every node"
+	}
+	c.say("platform up in %v: gateway %s, MariaDB :%d, RabbitMQ %s (AMQP :%d), %s queues, %s",
+		time.Since(c.start).Round(time.Second), c.p.Gateway, c.p.DB.Port, c.p.Broker.Name, c.p.Broker.AMQPPort, c.o.queueType, links)
+	if c.o.cluster {
+		c.say("%s", c.clusterSummary())
+		what, problems, err := c.queueReplicas(ctx)
+		if err != nil {
+			return err
+		}
+		c.say("%s", what)
+		if fresh := c.record(problems); len(fresh) > 0 {
+			for _, v := range fresh {
+				c.say("      %s", v)
+			}
+		}
+	}
 
 	scarce := int64(60)
 	if c.o.short {

@@ -25,7 +25,10 @@
 // "N orders, L lost, D duplicated effects, K dead-lettered", and exits 1 on
 // any violation.
 //
-// usage: chaos [-short] [-scenarios a,b] [-rate n] [-orders n] [-keep] [-queue-type classic|quorum]
+// With -cluster it runs on a three-node RabbitMQ cluster with two instances
+// of every service, and its scenarios are those of cluster.go.
+//
+// usage: chaos [-short] [-cluster] [-scenarios a,b] [-rate n] [-orders n] [-keep] [-queue-type classic|quorum]
 package main
 
 import (
@@ -80,6 +83,7 @@ type options struct {
 	root       string
 	dataDir    string
 	verbose    bool
+	cluster    bool // a three-node RabbitMQ cluster, two instances of every service (cluster.go)
 }
 
 func parseOptions(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -88,7 +92,8 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	o := options{}
 	var scenarios string
 	fs.BoolVar(&o.short, "short", false, "the short form (CI): fewer orders, each scenario once, shorter outages")
-	fs.StringVar(&scenarios, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run, in this order")
+	fs.StringVar(&scenarios, "scenarios", "", "comma-separated scenarios to run, in this order (default: every scenario of the form)")
+	fs.BoolVar(&o.cluster, "cluster", false, "the cluster form: a three-node RabbitMQ cluster (quorum queues), two instances of every service, node faults")
 	fs.Float64Var(&o.rate, "rate", 0, "orders placed per second (default 5, short 4)")
 	fs.IntVar(&o.orders, "orders", 0, "at least this many orders per scenario (default 80, short 20)")
 	fs.IntVar(&o.brokerKill, "broker-kills", 0, "broker kills in broker-kill (default 4, short 2)")
@@ -127,12 +132,21 @@ func parseOptions(args []string, getenv func(string) string, out io.Writer) (opt
 	if o.blackhole == 0 {
 		o.blackhole = map[bool]time.Duration{false: 50 * time.Second, true: 12 * time.Second}[o.short]
 	}
+	if scenarios == "" {
+		scenarios = strings.Join(scenarioNames(), ",")
+		if o.cluster {
+			scenarios = strings.Join(clusterScenarioNames(), ",")
+		}
+	}
+	if o.cluster {
+		o.queueType = "quorum"
+	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		if findScenario(s) == nil {
-			return o, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(scenarioNames(), ", "))
+			return o, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(append(scenarioNames(), clusterScenarioNames()...), ", "))
 		}
 		o.scenarios = append(o.scenarios, s)
 	}

@@ -49,7 +49,7 @@ func findScenario(name string) *scenarioDef {
 			return &scenarioList[i]
 		}
 	}
-	return nil
+	return findClusterScenario(name)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -81,6 +81,13 @@ type Config struct {
 	Env map[string][]string
 	// Log receives one line per step (nil: none).
 	Log io.Writer
+	// Nodes is the number of RabbitMQ nodes of the platform's own: 0 or 1
+	// for one node, 3 (or more) for a cluster (see cluster.go). A cluster
+	// implies QueueType quorum and no Proxies.
+	Nodes int
+	// Instances is the number of instances of every domain service started
+	// (default 1); the gateway balances over all of them.
+	Instances int
 }
 
 // Servers are a RabbitMQ node and a MariaDB server that already run, such as
@@ -100,9 +107,12 @@ func ServersFromTestEnv(e testinfra.Env) *Servers {
 
 // Platform is a running platform. Its methods are safe for concurrent use.
 type Platform struct {
-	cfg      Config
-	DB       *MariaDB
-	Broker   *RabbitNode
+	cfg    Config
+	DB     *MariaDB
+	Broker *RabbitNode
+	// Nodes are every RabbitMQ node of the platform's own (Broker is the
+	// first); one unless Config.Nodes asked for a cluster.
+	Nodes    []*RabbitNode
 	Vhost    string // the services' vhost
 	Gateway  string // http://127.0.0.1:<port>, also PUBLIC_BASE_URL
 	bin      string
@@ -123,6 +133,9 @@ type Service struct {
 	Database string
 	// Port is the primary instance's port, the one the gateway forwards to.
 	Port int
+	// Ports are the ports of the instances the platform starts (Port first;
+	// Config.Instances of them), all of which the gateway balances.
+	Ports []int
 	// Proxy is between the service and the broker (nil without Config.Proxies
 	// and for the gateway).
 	Proxy *Proxy
@@ -161,6 +174,15 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
+	if cfg.Instances < 1 {
+		cfg.Instances = 1
+	}
+	if cfg.Nodes > 1 {
+		if cfg.Servers != nil {
+			return nil, errors.New("platform: Config.Nodes needs servers of the platform's own")
+		}
+		cfg.QueueType, cfg.Proxies = "quorum", false
+	}
 	p = &Platform{cfg: cfg, bin: cfg.Bin, logs: filepath.Join(cfg.Dir, "logs"), roots: map[string]*sqlx.DB{}, Vhost: Vhost}
 	if p.bin == "" {
 		p.bin = filepath.Join(cfg.Dir, "bin")
@@ -191,6 +213,12 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.Servers == nil {
 		p.DB = newMariaDB(filepath.Join(cfg.Dir, "mariadb"), ports[0])
 		p.Broker = newRabbitNode(cfg.Root, filepath.Join(cfg.Dir, "rabbitmq"), [3]int{ports[1], ports[2], ports[3]})
+		p.Nodes = []*RabbitNode{p.Broker}
+		if cfg.Nodes > 1 {
+			if err := p.addNodes(cfg.Nodes); err != nil {
+				return nil, err
+			}
+		}
 	} else {
 		if p.DB, err = attachMariaDB(cfg.Servers.MySQLDSN); err != nil {
 			return nil, err
@@ -203,6 +231,14 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	}
 	for i, l := range lines {
 		s := &Service{Dir: l.Dir, Name: l.Name, Database: l.Database(), p: p, Port: ports[5+i], password: randomHex(16)}
+		s.Ports = []int{s.Port}
+		if l.HasQueue() && cfg.Instances > 1 {
+			more, err := freePorts(cfg.Instances - 1)
+			if err != nil {
+				return nil, err
+			}
+			s.Ports = append(s.Ports, more...)
+		}
 		s.env = append([]string(nil), cfg.Env[s.Dir]...)
 		if l.Dir == "identity" {
 			s.env = append(identityEnv, s.env...)
@@ -233,9 +269,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if cfg.Servers == nil {
 		wg.Go(func() { errs[1] = p.DB.Start(ctx) })
 		wg.Go(func() {
-			if errs[2] = p.Broker.Start(ctx); errs[2] == nil {
-				errs[2] = p.Broker.WaitAPI(ctx, 60*time.Second)
-			}
+			errs[2] = p.startBroker(ctx)
 		})
 	}
 	wg.Wait()
@@ -256,18 +290,27 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 		}
 	}
 	// Services first (in parallel), the gateway last, as scripts/up does.
+	// With several instances, the first of each service migrates its
+	// database before the others start (concurrent migrations collide).
 	var starts []*Instance
-	for _, s := range p.Services() {
-		in, err := s.start(s.Port)
-		if err != nil {
-			return nil, err
+	for i := 0; i < p.cfg.Instances; i++ {
+		var round []*Instance
+		for _, s := range p.Services() {
+			if i >= len(s.Ports) {
+				continue
+			}
+			in, err := s.start(s.Ports[i])
+			if err != nil {
+				return nil, err
+			}
+			round = append(round, in)
 		}
-		starts = append(starts, in)
-	}
-	for _, in := range starts {
-		if err := in.WaitHealthy(ctx, 90*time.Second); err != nil {
-			return nil, err
+		for _, in := range round {
+			if err := in.WaitHealthy(ctx, 90*time.Second); err != nil {
+				return nil, err
+			}
 		}
+		starts = append(starts, round...)
 	}
 	gw := p.Service("gateway")
 	in, err := gw.start(gw.Port)
@@ -277,7 +320,7 @@ func Start(ctx context.Context, cfg Config) (p *Platform, err error) {
 	if err := in.WaitHealthy(ctx, 60*time.Second); err != nil {
 		return nil, err
 	}
-	p.logf("platform up: gateway %s, %d services", p.Gateway, len(starts))
+	p.logf("platform up: gateway %s, %d service instances", p.Gateway, len(starts))
 	return p, nil
 }
 
@@ -413,8 +456,8 @@ func (p *Platform) Close() error {
 	if p.cfg.Servers != nil {
 		return errors.Join(append(errs, p.unprovision(ctx))...)
 	}
-	if p.Broker != nil {
-		if err := p.Broker.Purge(ctx); err != nil {
+	for _, n := range p.Nodes {
+		if err := n.Purge(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -593,7 +636,11 @@ func (s *Service) start(port int) (*Instance, error) {
 		"HTTP_ADDR=" + addr, "PUBLIC_BASE_URL=" + p.Gateway, "OIDC_ISSUER=" + p.Issuer(), "OIDC_AUDIENCE=sagittarius"}
 	if s.Name == "-" {
 		for _, o := range p.Services() {
-			env = append(env, "UPSTREAM_"+strings.ToUpper(strings.ReplaceAll(o.Dir, "-", "_"))+"=http://127.0.0.1:"+strconv.Itoa(o.Port))
+			var urls []string
+			for _, port := range o.Ports {
+				urls = append(urls, "http://127.0.0.1:"+strconv.Itoa(port))
+			}
+			env = append(env, "UPSTREAM_"+strings.ToUpper(strings.ReplaceAll(o.Dir, "-", "_"))+"="+strings.Join(urls, ","))
 		}
 	} else {
 		amqpHost := p.Broker.amqpHost()
@@ -601,6 +648,9 @@ func (s *Service) start(port int) (*Instance, error) {
 			amqpHost = s.Proxy.Addr()
 		}
 		amqpURL := (&url.URL{Scheme: "amqp", User: url.UserPassword(s.user, s.password), Host: amqpHost, Path: "/" + p.Vhost}).String()
+		if len(p.Nodes) > 1 {
+			amqpURL = p.clusterURL(s)
+		}
 		env = append(env, "AMQP_URL="+amqpURL, "MYSQL_DSN="+p.DB.serviceDSN(s.Database, s.password), "QUEUE_TYPE="+p.cfg.QueueType)
 	}
 	env = append(env, s.Env()...)

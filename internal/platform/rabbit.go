@@ -35,6 +35,7 @@ type RabbitNode struct {
 	script   string        // "" for a node that is not the platform's own
 	args     []string
 	env      []string
+	peers    []*RabbitNode // the other nodes of its cluster: API falls back on them
 	mu       sync.Mutex
 }
 
@@ -142,10 +143,8 @@ func (n *RabbitNode) AdminURL(vhost string) string {
 
 var apiClient = &http.Client{Timeout: 20 * time.Second}
 
-// API calls the management API as the administrator: method on path (with
-// names escaped by the caller), body encoded as JSON unless nil, the answer
-// decoded into out unless nil. Any status but 2xx is an error.
-func (n *RabbitNode) API(ctx context.Context, method, path string, body, out any) error {
+// api calls the management API of this node only (see API).
+func (n *RabbitNode) api(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
