@@ -79,23 +79,11 @@ func (r row) product() product.Product {
 const columns = "id, sku, name, description, price_amount, price_currency, status, version, added_at, updated_at"
 
 // inTx runs fn in a transaction and commits it, running it again on a
-// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
-// reports to its caller. When the attempt that committed reports that it
-// enqueued events, the relay is woken after the commit.
+// deadlock or lock wait timeout: fn must only assign what it reports to its
+// caller. When the attempt that committed reports that it enqueued events,
+// the relay is woken after the commit (mysqldb.InTxNotify).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	var enqueued bool
-	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var err error
-		enqueued, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if enqueued {
-		s.notify()
-	}
-	return nil
+	return mysqldb.InTxNotify(ctx, s.db, s.notify, fn)
 }
 
 // Create inserts p and enqueues product_added.

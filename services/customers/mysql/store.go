@@ -75,23 +75,11 @@ func (r row) customer() customer.Customer {
 const columns = "id, email, name, status, version, registered_at, updated_at"
 
 // inTx runs fn in a transaction and commits it, running it again on a
-// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
-// reports to its caller. When the attempt that committed reports that it
-// enqueued events, the relay is woken after the commit.
+// deadlock or lock wait timeout: fn must only assign what it reports to its
+// caller. When the attempt that committed reports that it enqueued events,
+// the relay is woken after the commit (mysqldb.InTxNotify).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	var enqueued bool
-	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var err error
-		enqueued, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if enqueued {
-		s.notify()
-	}
-	return nil
+	return mysqldb.InTxNotify(ctx, s.db, s.notify, fn)
 }
 
 // Create inserts c and enqueues customer_registered.
