@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -156,34 +155,11 @@ func (s *Store) Update(ctx context.Context, id string, change func(p *product.Pr
 // List returns the products matching f, oldest first, and their total count,
 // read in one snapshot.
 func (s *Store) List(ctx context.Context, f product.Filter) ([]product.Product, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(f.Status))
-	}
-	if f.SKU != "" {
-		where = append(where, "sku = ?")
-		args = append(args, f.SKU)
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	var where mysqldb.Filter
+	where.Equal("status", string(f.Status))
+	where.Equal("sku", f.SKU)
+	rows, total, err := mysqldb.Page[row](ctx, s.db, columns, "products", where, "added_at, id", f.Limit, f.Offset)
 	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM products`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []row
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM products`+cond+
-		` ORDER BY added_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...); err != nil {
 		return nil, 0, err
 	}
 	out := make([]product.Product, len(rows))

@@ -11,7 +11,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -187,35 +186,10 @@ func (s *Store) Remove(ctx context.Context, id string, check func(c customer.Cus
 
 // List returns the customers matching f, oldest first, and their total count.
 func (s *Store) List(ctx context.Context, f customer.Filter) ([]customer.Customer, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Email != "" {
-		where = append(where, "email = ?")
-		args = append(args, f.Email)
-	}
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(f.Status))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	// One read-only transaction: the count and the page see the same snapshot.
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM customers`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []row
-	err = tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM customers`+cond+
-		` ORDER BY registered_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	var where mysqldb.Filter
+	where.Equal("email", f.Email)
+	where.Equal("status", string(f.Status))
+	rows, total, err := mysqldb.Page[row](ctx, s.db, columns, "customers", where, "registered_at, id", f.Limit, f.Offset)
 	if err != nil {
 		return nil, 0, err
 	}

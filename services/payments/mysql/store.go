@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -295,38 +294,16 @@ func (s *Store) Payment(ctx context.Context, id string) (payment.Payment, error)
 // Payments returns the payments matching f, newest first, limit items from offset, and the number of
 // all matching ones.
 func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
-	var conds []string
-	var args []any
-	if f.OrderID != "" {
-		conds, args = append(conds, `order_id = ?`), append(args, f.OrderID)
-	}
-	if f.Status != "" {
-		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	var where mysqldb.Filter
+	where.Equal("order_id", f.OrderID)
+	where.Equal("status", string(f.Status))
+	rows, total, err := mysqldb.Page[paymentRow](ctx, s.db, paymentColumns, "payments", where, "created_at DESC, id DESC", limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("payments: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM payments`+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("payments: %w", err)
-	}
-	var rows []paymentRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+paymentColumns+` FROM payments`+where+
-		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
-		return nil, 0, fmt.Errorf("payments: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, fmt.Errorf("payments: commit: %w", err)
-	}
-	out := make([]payment.Payment, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.payment())
+	out := make([]payment.Payment, len(rows))
+	for i, r := range rows {
+		out[i] = r.payment()
 	}
 	return out, total, nil
 }

@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -330,38 +329,16 @@ func (s *Store) Shipment(ctx context.Context, id string) (shipment.Shipment, err
 // Shipments returns the shipments matching f, newest first, limit items from offset, and the number
 // of all matching ones.
 func (s *Store) Shipments(ctx context.Context, f shipment.Filter, limit, offset int) ([]shipment.Shipment, int, error) {
-	var conds []string
-	var args []any
-	if f.OrderID != "" {
-		conds, args = append(conds, `order_id = ?`), append(args, f.OrderID)
-	}
-	if f.Status != "" {
-		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	var where mysqldb.Filter
+	where.Equal("order_id", f.OrderID)
+	where.Equal("status", string(f.Status))
+	rows, total, err := mysqldb.Page[shipmentRow](ctx, s.db, shipmentColumns, "shipments", where, "scheduled_at DESC, id DESC", limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("shipments: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM shipments`+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("shipments: %w", err)
-	}
-	var rows []shipmentRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+shipmentColumns+` FROM shipments`+where+
-		` ORDER BY scheduled_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
-		return nil, 0, fmt.Errorf("shipments: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, fmt.Errorf("shipments: commit: %w", err)
-	}
-	out := make([]shipment.Shipment, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.shipment())
+	out := make([]shipment.Shipment, len(rows))
+	for i, r := range rows {
+		out[i] = r.shipment()
 	}
 	return out, total, nil
 }
