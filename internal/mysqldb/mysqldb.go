@@ -88,7 +88,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*sqlx.DB, error) {
 
 // Migrate applies every pending goose migration found at the root of fsys
 // (files named 00001_create_customers.sql with -- +goose Up/Down sections,
-// typically embedded: fs.Sub(migrations, "migrations")) to db, recording them
+// typically embedded, see Migrations) to db, recording them
 // in the table goose_db_version. logger may be nil. Migrate is not safe to run
 // concurrently against the same database from two processes; each service
 // runs it once at start.
@@ -109,6 +109,23 @@ func Migrate(ctx context.Context, db *sqlx.DB, fsys fs.FS, logger *slog.Logger) 
 		logger.InfoContext(ctx, "migration applied", "source", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
+}
+
+// Migrations returns the directory dir of fsys (a service's embedded
+// migrations: //go:embed migrations/*.sql) as a file system of its own, the
+// form Migrate and service.Spec.Migrations take. It panics if dir is not a
+// valid path (fs.ValidPath), which is a programming error caught at start:
+//
+//	//go:embed migrations/*.sql
+//	var migrations embed.FS
+//
+//	var Migrations = mysqldb.Migrations(migrations, "migrations")
+func Migrations(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(fmt.Sprintf("mysqldb: migrations in %q: %v", dir, err))
+	}
+	return sub
 }
 
 // IsDuplicate reports whether err is a MySQL duplicate-key error (1062),

@@ -3,6 +3,7 @@ package mysqldb_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -113,4 +114,19 @@ func TestOpenInterpolatesArgumentsSafely(t *testing.T) {
 	if n := prepares() - before; n != 0 {
 		t.Errorf("%d server-side prepared statements for two statements with arguments, want 0 (interpolateParams)", n)
 	}
+}
+
+// Migrations gives the directory of an embedded tree as the root Migrate
+// reads, and refuses a path fs.Sub refuses.
+func TestMigrations(t *testing.T) {
+	tree := fstest.MapFS{"migrations/00001_things.sql": {Data: []byte("-- +goose Up\n")}}
+	if _, err := fs.Stat(mysqldb.Migrations(tree, "migrations"), "00001_things.sql"); err != nil {
+		t.Fatalf("the migration is not at the root: %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("an invalid directory was accepted")
+		}
+	}()
+	mysqldb.Migrations(tree, "../migrations")
 }

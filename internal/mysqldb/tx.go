@@ -71,6 +71,23 @@ func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	}
 }
 
+// InTxNotify is InTx for a store that enqueues events: fn reports whether it
+// enqueued any, and when the attempt that committed did, notify (the
+// relay's Notify) is called once after the commit. notify is not called
+// when InTx returns an error; it may be nil.
+func InTxNotify(ctx context.Context, db *sqlx.DB, notify func(), fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
+	var enqueued bool
+	err := InTx(ctx, db, func(tx *sqlx.Tx) error {
+		var err error
+		enqueued, err = fn(tx)
+		return err
+	})
+	if err == nil && enqueued && notify != nil {
+		notify()
+	}
+	return err
+}
+
 // runTx runs one attempt of InTx.
 func runTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 	tx, err := db.BeginTxx(ctx, nil)

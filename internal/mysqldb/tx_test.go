@@ -200,3 +200,37 @@ func TestInTxGivesUp(t *testing.T) {
 		t.Fatalf("InTx with its context cancelled = %v after %d calls, want the deadlock after 1", err, calls)
 	}
 }
+
+// TestInTxNotify calls notify once after a commit whose fn enqueued, and not
+// when fn enqueued nothing or failed (its changes rolled back).
+func TestInTxNotify(t *testing.T) {
+	db := newCounters(t)
+	ctx := context.Background()
+	notified := 0
+	notify := func() { notified++ }
+	bump := func(enqueued bool, fail error) error {
+		return mysqldb.InTxNotify(ctx, db, notify, func(tx *sqlx.Tx) (bool, error) {
+			if _, err := tx.ExecContext(ctx, `UPDATE counters SET n = n + 1 WHERE id = 1`); err != nil {
+				return false, err
+			}
+			return enqueued, fail
+		})
+	}
+	if err := bump(true, nil); err != nil || notified != 1 {
+		t.Fatalf("enqueued: err %v, notified %d, want 1", err, notified)
+	}
+	if err := bump(false, nil); err != nil || notified != 1 {
+		t.Fatalf("nothing enqueued: err %v, notified %d, want still 1", err, notified)
+	}
+	boom := errors.New("boom")
+	if err := bump(true, boom); !errors.Is(err, boom) || notified != 1 {
+		t.Fatalf("failed: err %v, notified %d, want boom and still 1", err, notified)
+	}
+	var n int
+	if err := db.GetContext(ctx, &n, `SELECT n FROM counters WHERE id = 1`); err != nil || n != 2 {
+		t.Fatalf("counter %d (%v), want 2: the failed transaction rolled back", n, err)
+	}
+	if err := mysqldb.InTxNotify(ctx, db, nil, func(*sqlx.Tx) (bool, error) { return true, nil }); err != nil {
+		t.Fatalf("nil notify: %v", err)
+	}
+}

@@ -261,7 +261,7 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 		if err := tel.InstrumentDB(db, spec.Dir); err != nil {
 			return err
 		}
-		if err := migrate(ctx, db, spec.Migrations, p.Logger); err != nil {
+		if err := Migrate(ctx, db, spec.Migrations, p.Logger); err != nil {
 			return err
 		}
 		if err := p.openBus(db, cfg.AMQPURL); err != nil {
@@ -318,8 +318,11 @@ func Run(ctx context.Context, getenv func(string) string, stdout io.Writer, spec
 	return err
 }
 
-// migrate applies the service's migrations and the bus tables.
-func migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Logger) error {
+// Migrate applies a service's goose migrations (nil for none), then the
+// tables of the bus (outbox, inbox) and of the failed-messages keeper to db:
+// what Run does at start, and what a store's tests do to get the same
+// schema (servicetest.NewDatabase). It is idempotent; logger may be nil.
+func Migrate(ctx context.Context, db *sqlx.DB, migrations fs.FS, logger *slog.Logger) error {
 	if migrations != nil {
 		if err := mysqldb.Migrate(ctx, db, migrations, logger); err != nil {
 			return err

@@ -193,31 +193,36 @@ func (s *Service) Publish(msg eventbus.Message, err error) {
 // later calls. It fails the test after Timeout.
 func (s *Service) WaitEvent(typ, key string, match func(json.RawMessage) bool) json.RawMessage {
 	s.t.Helper()
-	take := func(d amqp.Delivery) (json.RawMessage, bool) {
-		if d.Type != typ {
-			return nil, false
-		}
+	var entity json.RawMessage
+	s.WaitMessage(typ, func(d amqp.Delivery) bool {
 		var payload map[string]json.RawMessage
 		if err := json.Unmarshal(d.Body, &payload); err != nil {
 			s.t.Fatalf("event %s: %v", typ, err)
 		}
-		if match == nil || match(payload[key]) {
-			return payload[key], true
-		}
-		return nil, false
-	}
+		entity = payload[key]
+		return match == nil || match(entity)
+	})
+	return entity
+}
+
+// WaitMessage is WaitEvent for a test of the message itself (its AMQP
+// properties and headers, e.g. correlation_id): it returns the next delivery
+// of type typ for which match holds (nil matches any).
+func (s *Service) WaitMessage(typ string, match func(amqp.Delivery) bool) amqp.Delivery {
+	s.t.Helper()
+	take := func(d amqp.Delivery) bool { return d.Type == typ && (match == nil || match(d)) }
 	for i, d := range s.seen {
-		if e, ok := take(d); ok {
+		if take(d) {
 			s.seen = append(s.seen[:i], s.seen[i+1:]...)
-			return e
+			return d
 		}
 	}
 	timeout := time.After(Timeout)
 	for {
 		select {
 		case d := <-s.events:
-			if e, ok := take(d); ok {
-				return e
+			if take(d) {
+				return d
 			}
 			s.seen = append(s.seen, d)
 		case <-timeout:

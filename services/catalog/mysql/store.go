@@ -11,10 +11,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -30,19 +26,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded migrations and the eventbus tables
-// (outbox, inbox) to db. It is run once at start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	if err := eventbus.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("eventbus tables: %w", err)
-	}
-	return nil
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Renderer turns a product into its REST model, HAL links included: the
 // entity of every product event. httpapi.Renderer.Product is the one main uses.
@@ -94,23 +78,11 @@ func (r row) product() product.Product {
 const columns = "id, sku, name, description, price_amount, price_currency, status, version, added_at, updated_at"
 
 // inTx runs fn in a transaction and commits it, running it again on a
-// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
-// reports to its caller. When the attempt that committed reports that it
-// enqueued events, the relay is woken after the commit.
+// deadlock or lock wait timeout: fn must only assign what it reports to its
+// caller. When the attempt that committed reports that it enqueued events,
+// the relay is woken after the commit (mysqldb.InTxNotify).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	var enqueued bool
-	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var err error
-		enqueued, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if enqueued {
-		s.notify()
-	}
-	return nil
+	return mysqldb.InTxNotify(ctx, s.db, s.notify, fn)
 }
 
 // Create inserts p and enqueues product_added.
@@ -183,34 +155,11 @@ func (s *Store) Update(ctx context.Context, id string, change func(p *product.Pr
 // List returns the products matching f, oldest first, and their total count,
 // read in one snapshot.
 func (s *Store) List(ctx context.Context, f product.Filter) ([]product.Product, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(f.Status))
-	}
-	if f.SKU != "" {
-		where = append(where, "sku = ?")
-		args = append(args, f.SKU)
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	var where mysqldb.Filter
+	where.Equal("status", string(f.Status))
+	where.Equal("sku", f.SKU)
+	rows, total, err := mysqldb.Page[row](ctx, s.db, columns, "products", where, "added_at, id", f.Limit, f.Offset)
 	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM products`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []row
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM products`+cond+
-		` ORDER BY added_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...); err != nil {
 		return nil, 0, err
 	}
 	out := make([]product.Product, len(rows))

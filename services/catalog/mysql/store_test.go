@@ -15,7 +15,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/catalog/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/catalog/mysql"
 	"github.com/sagittarius-a/sagittarius/services/catalog/product"
@@ -24,13 +24,7 @@ import (
 
 func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, func() int) {
 	t.Helper()
-	db := testinfra.NewDatabase(t)
-	ctx := context.Background()
-	for range 2 { // Migrate is idempotent: it runs at every start
-		if err := mysql.Migrate(ctx, db, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := servicetest.NewDatabase(t, 10, mysql.Migrations)
 	var (
 		mu sync.Mutex
 		n  int

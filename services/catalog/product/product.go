@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sagittarius-a/sagittarius/internal/validation"
 )
 
 // Status of a product. Only an active product may be ordered.
@@ -50,32 +52,11 @@ var (
 )
 
 // FieldError names one invalid field (by its JSON pointer without the
-// leading slash, e.g. "price/amount") and why.
-type FieldError struct {
-	Field   string
-	Message string
-}
+// leading slash) and why.
+type FieldError = validation.FieldError
 
 // ValidationError lists the invalid fields of a request.
-type ValidationError struct{ Fields []FieldError }
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid product: " + strings.Join(parts, "; ")
-}
-
-type fields []FieldError
-
-func (f *fields) add(field, msg string) { *f = append(*f, FieldError{field, msg}) }
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: f}
-}
+type ValidationError = validation.Error
 
 // Money is an amount in minor units (cents) of a currency.
 type Money struct {
@@ -101,25 +82,25 @@ var skuRE = regexp.MustCompile(`^[A-Z0-9][A-Z0-9-]{0,63}$`)
 // NormalizeSKU trims and upper-cases sku.
 func NormalizeSKU(sku string) string { return strings.ToUpper(strings.TrimSpace(sku)) }
 
-func checkText(f *fields, field, s string, required bool, max int) {
+func checkText(f *validation.Fields, field, s string, required bool, max int) {
 	switch {
 	case s == "" && required:
-		f.add(field, "is required")
+		f.Add(field, "is required")
 	case !utf8.ValidString(s):
-		f.add(field, "must be valid UTF-8")
+		f.Add(field, "must be valid UTF-8")
 	case utf8.RuneCountInString(s) > max:
-		f.add(field, fmt.Sprintf("must be at most %d characters", max))
+		f.Add(field, fmt.Sprintf("must be at most %d characters", max))
 	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0:
-		f.add(field, "must not contain control characters")
+		f.Add(field, "must not contain control characters")
 	}
 }
 
-func checkPrice(f *fields, m Money) {
+func checkPrice(f *validation.Fields, m Money) {
 	if m.Amount <= 0 || m.Amount > MaxAmount {
-		f.add("price/amount", fmt.Sprintf("must be an integer number of cents from 1 to %d", int64(MaxAmount)))
+		f.Add("price/amount", fmt.Sprintf("must be an integer number of cents from 1 to %d", int64(MaxAmount)))
 	}
 	if m.Currency != Currency {
-		f.add("price/currency", "must be EUR, the currency of the shop")
+		f.Add("price/currency", "must be EUR, the currency of the shop")
 	}
 }
 
@@ -130,14 +111,14 @@ func Add(id, sku, name, description string, price Money, now time.Time) (Product
 		ID: id, SKU: NormalizeSKU(sku), Name: strings.TrimSpace(name), Description: strings.TrimSpace(description),
 		Price: price, Status: StatusActive, Version: 1, AddedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
-	var f fields
+	f := validation.Fields{Subject: "product"}
 	if !skuRE.MatchString(p.SKU) {
-		f.add("sku", "must be 1 to 64 letters, digits or dashes, starting with a letter or digit")
+		f.Add("sku", "must be 1 to 64 letters, digits or dashes, starting with a letter or digit")
 	}
 	checkText(&f, "name", p.Name, true, MaxNameLen)
 	checkText(&f, "description", p.Description, false, MaxDescriptionLen)
 	checkPrice(&f, p.Price)
-	return p, f.err()
+	return p, f.Err()
 }
 
 // Change is a partial update; nil fields stay as they are. Status may only
@@ -165,7 +146,7 @@ const (
 // *ValidationError. On error p is left as it was.
 func (p *Product) Apply(ch Change, now time.Time) (Outcome, error) {
 	next := *p
-	var f fields
+	f := validation.Fields{Subject: "product"}
 	if ch.Name != nil {
 		next.Name = strings.TrimSpace(*ch.Name)
 		checkText(&f, "name", next.Name, true, MaxNameLen)
@@ -181,10 +162,10 @@ func (p *Product) Apply(ch Change, now time.Time) (Outcome, error) {
 	if ch.Status != nil {
 		next.Status = *ch.Status
 		if !next.Status.Valid() {
-			f.add("status", "must be active or retired")
+			f.Add("status", "must be active or retired")
 		}
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return Unchanged, err
 	}
 	if next == *p {

@@ -6,12 +6,10 @@ package customer
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/sagittarius-a/sagittarius/internal/validation"
 )
 
 // Status of a customer. Only an active customer may place orders.
@@ -37,32 +35,12 @@ var (
 	ErrStale = errors.New("customer version does not match")
 )
 
-// FieldError names one invalid field (by its JSON name) and why.
-type FieldError struct {
-	Field   string
-	Message string
-}
+// FieldError names one invalid field (by its JSON pointer without the
+// leading slash) and why.
+type FieldError = validation.FieldError
 
 // ValidationError lists the invalid fields of a request.
-type ValidationError struct{ Fields []FieldError }
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid customer: " + strings.Join(parts, "; ")
-}
-
-type fields []FieldError
-
-func (f *fields) add(field, msg string) { *f = append(*f, FieldError{field, msg}) }
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: f}
-}
+type ValidationError = validation.Error
 
 // Customer is a registered customer.
 type Customer struct {
@@ -84,35 +62,6 @@ const (
 // NormalizeEmail trims and lower-cases email.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-func checkEmail(f *fields, email string) {
-	switch {
-	case email == "":
-		f.add("email", "is required")
-	case !utf8.ValidString(email):
-		f.add("email", "must be valid UTF-8")
-	case len(email) > MaxEmailLen:
-		f.add("email", fmt.Sprintf("must be at most %d bytes", MaxEmailLen))
-	default:
-		a, err := mail.ParseAddress(email)
-		if err != nil || a.Address != email || a.Name != "" || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
-			f.add("email", "must be a plain email address like name@example.com")
-		}
-	}
-}
-
-func checkName(f *fields, name string) {
-	switch {
-	case name == "":
-		f.add("name", "is required")
-	case !utf8.ValidString(name):
-		f.add("name", "must be valid UTF-8")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		f.add("name", fmt.Sprintf("must be at most %d characters", MaxNameLen))
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		f.add("name", "must not contain control characters")
-	}
-}
-
 // Register returns a new active customer with version 1, or a
 // *ValidationError. email is normalised, name trimmed.
 func Register(id, email, name string, now time.Time) (Customer, error) {
@@ -125,10 +74,10 @@ func Register(id, email, name string, now time.Time) (Customer, error) {
 		RegisteredAt: now.UTC(),
 		UpdatedAt:    now.UTC(),
 	}
-	var f fields
-	checkEmail(&f, c.Email)
-	checkName(&f, c.Name)
-	return c, f.err()
+	f := validation.Fields{Subject: "customer"}
+	validation.Email(&f, "email", c.Email, MaxEmailLen)
+	validation.Name(&f, "name", c.Name, MaxNameLen)
+	return c, f.Err()
 }
 
 // Change is a partial update; nil fields stay as they are.
@@ -142,22 +91,22 @@ type Change struct {
 // grew by one and UpdatedAt is now), or a *ValidationError leaving c as it was.
 func (c *Customer) Apply(ch Change, now time.Time) (bool, error) {
 	next := *c
-	var f fields
+	f := validation.Fields{Subject: "customer"}
 	if ch.Email != nil {
 		next.Email = NormalizeEmail(*ch.Email)
-		checkEmail(&f, next.Email)
+		validation.Email(&f, "email", next.Email, MaxEmailLen)
 	}
 	if ch.Name != nil {
 		next.Name = strings.TrimSpace(*ch.Name)
-		checkName(&f, next.Name)
+		validation.Name(&f, "name", next.Name, MaxNameLen)
 	}
 	if ch.Status != nil {
 		next.Status = *ch.Status
 		if !next.Status.Valid() {
-			f.add("status", "must be active or suspended (remove a customer with DELETE)")
+			f.Add("status", "must be active or suspended (remove a customer with DELETE)")
 		}
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return false, err
 	}
 	if next.Email == c.Email && next.Name == c.Name && next.Status == c.Status {

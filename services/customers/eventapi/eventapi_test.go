@@ -8,7 +8,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/customers/customer"
 	"github.com/sagittarius-a/sagittarius/services/customers/eventapi"
 	"github.com/sagittarius-a/sagittarius/services/customers/httpapi"
@@ -21,7 +21,7 @@ import (
 // transaction), a redelivery changes nothing, staff accounts are ignored,
 // and an email another customer has is a permanent failure.
 func TestAccountRegisteredCreatesTheCustomerOnce(t *testing.T) {
-	db := testinfra.NewMigratedDatabase(t, 4, mysql.Migrate)
+	db := servicetest.NewDatabase(t, 4, mysql.Migrations)
 	store, err := mysql.NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")).Customer, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -30,19 +26,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded migrations and the eventbus tables
-// (outbox, inbox) to db. It is run once at start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	if err := eventbus.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("eventbus tables: %w", err)
-	}
-	return nil
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Renderer turns a customer into its REST model, HAL links included: the
 // entity of every customer event. httpapi.Renderer.Customer is the one main uses.
@@ -90,23 +74,11 @@ func (r row) customer() customer.Customer {
 const columns = "id, email, name, status, version, registered_at, updated_at"
 
 // inTx runs fn in a transaction and commits it, running it again on a
-// deadlock or lock wait timeout (mysqldb.InTx): fn must only assign what it
-// reports to its caller. When the attempt that committed reports that it
-// enqueued events, the relay is woken after the commit.
+// deadlock or lock wait timeout: fn must only assign what it reports to its
+// caller. When the attempt that committed reports that it enqueued events,
+// the relay is woken after the commit (mysqldb.InTxNotify).
 func (s *Store) inTx(ctx context.Context, fn func(tx *sqlx.Tx) (enqueued bool, err error)) error {
-	var enqueued bool
-	err := mysqldb.InTx(ctx, s.db, func(tx *sqlx.Tx) error {
-		var err error
-		enqueued, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if enqueued {
-		s.notify()
-	}
-	return nil
+	return mysqldb.InTxNotify(ctx, s.db, s.notify, fn)
 }
 
 // Create inserts c and enqueues customer_registered.
@@ -233,35 +205,10 @@ func (s *Store) Remove(ctx context.Context, id string, check func(c customer.Cus
 
 // List returns the customers matching f, oldest first, and their total count.
 func (s *Store) List(ctx context.Context, f customer.Filter) ([]customer.Customer, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Email != "" {
-		where = append(where, "email = ?")
-		args = append(args, f.Email)
-	}
-	if f.Status != "" {
-		where = append(where, "status = ?")
-		args = append(args, string(f.Status))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	// One read-only transaction: the count and the page see the same snapshot.
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM customers`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []row
-	err = tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM customers`+cond+
-		` ORDER BY registered_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	var where mysqldb.Filter
+	where.Equal("email", f.Email)
+	where.Equal("status", string(f.Status))
+	rows, total, err := mysqldb.Page[row](ctx, s.db, columns, "customers", where, "registered_at, id", f.Limit, f.Offset)
 	if err != nil {
 		return nil, 0, err
 	}

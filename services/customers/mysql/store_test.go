@@ -17,7 +17,7 @@ import (
 	"github.com/sagittarius-a/sagittarius/internal/auth/authtest"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/httpkit"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/customers/customer"
 	"github.com/sagittarius-a/sagittarius/services/customers/customerevents"
 	"github.com/sagittarius-a/sagittarius/services/customers/httpapi"
@@ -27,14 +27,7 @@ import (
 // newStore returns a Store on a fresh, migrated database.
 func newStore(t *testing.T) (*mysql.Store, *sqlx.DB, *int) {
 	t.Helper()
-	db := testinfra.NewDatabase(t)
-	ctx := context.Background()
-	if err := mysql.Migrate(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := mysql.Migrate(ctx, db, nil); err != nil { // idempotent at every start
-		t.Fatalf("second Migrate: %v", err)
-	}
+	db := servicetest.NewDatabase(t, 10, mysql.Migrations)
 	var mu sync.Mutex
 	notified := new(int)
 	render := httpapi.NewRenderer(hal.MustBase("http://gw.test")).Customer

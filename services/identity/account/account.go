@@ -7,11 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/sagittarius-a/sagittarius/internal/validation"
 )
 
 // Role is what an account may do on the platform. The access tokens of the
@@ -48,32 +48,12 @@ var (
 	ErrBadCredentials = errors.New("wrong email or password")
 )
 
-// FieldError names one invalid field (by its JSON name) and why.
-type FieldError struct {
-	Field   string
-	Message string
-}
+// FieldError names one invalid field (by its JSON pointer without the
+// leading slash) and why.
+type FieldError = validation.FieldError
 
 // ValidationError lists the invalid fields of a request.
-type ValidationError struct{ Fields []FieldError }
-
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Fields))
-	for i, f := range e.Fields {
-		parts[i] = f.Field + ": " + f.Message
-	}
-	return "invalid account: " + strings.Join(parts, "; ")
-}
-
-type fields []FieldError
-
-func (f *fields) add(field, msg string) { *f = append(*f, FieldError{field, msg}) }
-func (f fields) err() error {
-	if len(f) == 0 {
-		return nil
-	}
-	return &ValidationError{Fields: f}
-}
+type ValidationError = validation.Error
 
 // Account is a person who signs in. PasswordHash is never shown, logged or
 // published: the REST model and the events leave it out.
@@ -106,46 +86,17 @@ const (
 // NormalizeEmail trims and lower-cases email.
 func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
-func checkEmail(f *fields, email string) {
-	switch {
-	case email == "":
-		f.add("email", "is required")
-	case !utf8.ValidString(email):
-		f.add("email", "must be valid UTF-8")
-	case len(email) > MaxEmailLen:
-		f.add("email", fmt.Sprintf("must be at most %d bytes", MaxEmailLen))
-	default:
-		a, err := mail.ParseAddress(email)
-		if err != nil || a.Address != email || a.Name != "" || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
-			f.add("email", "must be a plain email address like name@example.com")
-		}
-	}
-}
-
-func checkName(f *fields, name string) {
-	switch {
-	case name == "":
-		f.add("name", "is required")
-	case !utf8.ValidString(name):
-		f.add("name", "must be valid UTF-8")
-	case utf8.RuneCountInString(name) > MaxNameLen:
-		f.add("name", fmt.Sprintf("must be at most %d characters", MaxNameLen))
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		f.add("name", "must not contain control characters")
-	}
-}
-
 // checkPassword applies the password policy: 8 to 256 characters of valid
 // UTF-8 (at most 1024 bytes), not only spaces. Nothing else: length beats
 // composition rules.
-func checkPassword(f *fields, pw string) {
+func checkPassword(f *validation.Fields, pw string) {
 	switch {
 	case !utf8.ValidString(pw):
-		f.add(passwordFieldName, "must be valid UTF-8")
+		f.Add(passwordFieldName, "must be valid UTF-8")
 	case len(pw) > MaxPasswordLen || utf8.RuneCountInString(pw) > MaxPasswordRunes:
-		f.add(passwordFieldName, fmt.Sprintf("must be at most %d characters", MaxPasswordRunes))
+		f.Add(passwordFieldName, fmt.Sprintf("must be at most %d characters", MaxPasswordRunes))
 	case utf8.RuneCountInString(pw) < MinPasswordLen || strings.TrimSpace(pw) == "":
-		f.add(passwordFieldName, fmt.Sprintf("must be at least %d characters", MinPasswordLen))
+		f.Add(passwordFieldName, fmt.Sprintf("must be at least %d characters", MinPasswordLen))
 	}
 }
 
@@ -157,17 +108,17 @@ func New(id, customerID, email, name, password string, role Role, now time.Time)
 		ID: id, Email: NormalizeEmail(email), Name: strings.TrimSpace(name), Role: role, CustomerID: customerID,
 		Status: StatusActive, Version: 1, CreatedAt: now.UTC().Truncate(time.Microsecond), UpdatedAt: now.UTC().Truncate(time.Microsecond),
 	}
-	var f fields
-	checkEmail(&f, a.Email)
-	checkName(&f, a.Name)
+	f := validation.Fields{Subject: "account"}
+	validation.Email(&f, "email", a.Email, MaxEmailLen)
+	validation.Name(&f, "name", a.Name, MaxNameLen)
 	checkPassword(&f, password)
 	if !role.Valid() {
-		f.add("role", "must be customer, staff or operator")
+		f.Add("role", "must be customer, staff or operator")
 	}
 	if (role == RoleCustomer) != (customerID != "") {
 		return Account{}, fmt.Errorf("account: a customer id goes with role customer only (role %s, customer id %q)", role, customerID)
 	}
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return Account{}, err
 	}
 	hash, err := HashPassword(password)
@@ -195,9 +146,9 @@ func (a Account) Authenticate(password string) error {
 // SetPassword replaces a's password (policy checked) and reports whether it
 // changed anything; Version grows when it did.
 func (a *Account) SetPassword(password string, now time.Time) (bool, error) {
-	var f fields
+	f := validation.Fields{Subject: "account"}
 	checkPassword(&f, password)
-	if err := f.err(); err != nil {
+	if err := f.Err(); err != nil {
 		return false, err
 	}
 	if CheckPassword(a.PasswordHash, password) && !NeedsRehash(a.PasswordHash) {

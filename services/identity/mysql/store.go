@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -184,34 +183,10 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, change func(a *acc
 
 // ListAccounts returns the accounts matching f, oldest first, and their total count.
 func (s *Store) ListAccounts(ctx context.Context, f account.Filter) ([]account.Account, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Email != "" {
-		where = append(where, "email = ?")
-		args = append(args, f.Email)
-	}
-	if f.Role != "" {
-		where = append(where, "role = ?")
-		args = append(args, string(f.Role))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM accounts`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []accountRow
-	err = tx.SelectContext(ctx, &rows, `SELECT `+accountColumns+` FROM accounts`+cond+
-		` ORDER BY created_at, id LIMIT ? OFFSET ?`, append(args, f.Limit, f.Offset)...)
+	var where mysqldb.Filter
+	where.Equal("email", f.Email)
+	where.Equal("role", string(f.Role))
+	rows, total, err := mysqldb.Page[accountRow](ctx, s.db, accountColumns, "accounts", where, "created_at, id", f.Limit, f.Offset)
 	if err != nil {
 		return nil, 0, err
 	}

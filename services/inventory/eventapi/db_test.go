@@ -5,7 +5,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	invmysql "github.com/sagittarius-a/sagittarius/services/inventory/mysql"
 )
 
@@ -13,5 +13,5 @@ import (
 // dropped when the test ends.
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	return testinfra.NewMigratedDatabase(t, 40, invmysql.Migrate)
+	return servicetest.NewDatabase(t, 40, invmysql.Migrations)
 }

@@ -4,8 +4,7 @@ import (
 	"testing"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 )
 
 // newTestDB returns a migrated database of its own on the test MariaDB (internal/testinfra),
@@ -14,5 +13,5 @@ import (
 // affected rows of upserts, whose meaning depends on them).
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	return testinfra.NewMigratedDatabase(t, 40, Migrate)
+	return servicetest.NewDatabase(t, 40, Migrations)
 }

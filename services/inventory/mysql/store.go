@@ -12,8 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -33,16 +31,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
-// to db. It is safe to call at every start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	return eventbus.Migrate(ctx, db)
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Representation renders domain values as their REST models, which are also the event entities.
 // httpapi implements it; it must be safe for concurrent use.

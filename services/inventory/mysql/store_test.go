@@ -14,6 +14,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
+	"github.com/sagittarius-a/sagittarius/internal/service"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/inventory/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/inventory/inventory"
@@ -507,7 +508,7 @@ func TestReplenishRetriesALockWaitTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	db := testinfra.NewDatabaseLockWait(t, 1)
-	if err := Migrate(ctx, db, nil); err != nil {
+	if err := service.Migrate(ctx, db, Migrations, nil); err != nil {
 		t.Fatal(err)
 	}
 	var notified atomic.Int32

@@ -17,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +34,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Renderer turns a journey into its REST model (without timeline): the entity
 // of journey_stuck and journey_resumed. httpapi.Renderer.Summary is the one

@@ -8,9 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 
-	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/journeys/journey"
 	"github.com/sagittarius-a/sagittarius/services/journeys/journeyevents"
 	"github.com/sagittarius-a/sagittarius/services/journeys/mysql"
@@ -18,14 +17,7 @@ import (
 
 func newStore(t *testing.T) (*mysql.Store, *sqlx.DB) {
 	t.Helper()
-	db := testinfra.NewDatabase(t)
-	ctx := context.Background()
-	if err := mysqldb.Migrate(ctx, db, mysql.Migrations, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := eventbus.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := servicetest.NewDatabase(t, 10, mysql.Migrations)
 	c, err := journey.Default()
 	if err != nil {
 		t.Fatal(err)

@@ -13,10 +13,6 @@ import (
 	"database/sql"
 	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -32,19 +28,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's migrations and the eventbus tables to db, as
-// the service kit does at start (for tests); logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	if err := eventbus.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("eventbus tables: %w", err)
-	}
-	return nil
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Renderer turns a notification into its REST model, HAL links included: the
 // entity of its events. httpapi.Renderer.Notification is the one main uses.
@@ -128,32 +112,11 @@ func (s *Store) Get(ctx context.Context, id string) (notification.Notification, 
 // List returns the notifications of f, oldest first, and their total count,
 // from one snapshot (a read-only transaction).
 func (s *Store) List(ctx context.Context, f notification.Filter) ([]notification.Notification, int, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.CustomerID != "" {
-		where, args = append(where, "customer_id = ?"), append(args, f.CustomerID)
-	}
-	if f.Status != "" {
-		where, args = append(where, "status = ?"), append(args, string(f.Status))
-	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	var where mysqldb.Filter
+	where.Equal("customer_id", f.CustomerID)
+	where.Equal("status", string(f.Status))
+	rows, total, err := mysqldb.Page[row](ctx, s.db, columns, "notifications", where, "created_at, id", f.Limit, f.Offset)
 	if err != nil {
-		return nil, 0, err
-	}
-	defer tx.Rollback()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM notifications`+cond, args...); err != nil {
-		return nil, 0, err
-	}
-	var rows []row
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+columns+` FROM notifications`+cond+` ORDER BY created_at, id LIMIT ? OFFSET ?`,
-		append(args, f.Limit, f.Offset)...); err != nil {
 		return nil, 0, err
 	}
 	out := make([]notification.Notification, len(rows))

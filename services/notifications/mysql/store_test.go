@@ -11,7 +11,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/notifications/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/notifications/mysql"
 	"github.com/sagittarius-a/sagittarius/services/notifications/notification"
@@ -19,7 +19,7 @@ import (
 
 func newStore(t *testing.T) (*mysql.Store, *sqlx.DB) {
 	t.Helper()
-	db := testinfra.NewMigratedDatabase(t, 10, mysql.Migrate)
+	db := servicetest.NewDatabase(t, 10, mysql.Migrations)
 	s, err := mysql.NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")).Notification, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"slices"
 	"strings"
@@ -42,19 +41,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded migrations and the eventbus tables
-// (outbox, inbox) to db. It is run once at start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	if err := eventbus.Migrate(ctx, db); err != nil {
-		return fmt.Errorf("eventbus tables: %w", err)
-	}
-	return nil
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Renderer turns an order into its REST model, HAL links included: the body
 // of the API's answers and the entity of every order event. httpapi.Renderer

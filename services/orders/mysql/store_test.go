@@ -13,7 +13,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/eventbus"
 	"github.com/sagittarius-a/sagittarius/internal/hal"
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	"github.com/sagittarius-a/sagittarius/services/orders/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/orders/order"
 	"github.com/sagittarius-a/sagittarius/services/orders/orderevents"
@@ -25,14 +25,7 @@ var t0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 // (active), c2 (suspended) and products p1, p2 (EUR) and p3 (retired).
 func newStore(t *testing.T) *Store {
 	t.Helper()
-	db := testinfra.NewDatabase(t)
-	ctx := context.Background()
-	if err := Migrate(ctx, db, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := Migrate(ctx, db, nil); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
+	db := servicetest.NewDatabase(t, 10, Migrations)
 	s, err := NewStore(db, httpapi.NewRenderer(hal.MustBase("http://gw.test")).Order, nil)
 	if err != nil {
 		t.Fatal(err)

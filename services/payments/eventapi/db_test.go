@@ -5,7 +5,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	paymysql "github.com/sagittarius-a/sagittarius/services/payments/mysql"
 )
 
@@ -13,5 +13,5 @@ import (
 // dropped when the test ends.
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	return testinfra.NewMigratedDatabase(t, 40, paymysql.Migrate)
+	return servicetest.NewDatabase(t, 40, paymysql.Migrations)
 }

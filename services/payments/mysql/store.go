@@ -11,9 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -30,16 +27,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
-// to db. It is safe to call at every start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	return eventbus.Migrate(ctx, db)
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Representation renders a payment as its REST model, which is also the event entity. httpapi
 // implements it; it must be safe for concurrent use.
@@ -387,41 +375,19 @@ func (s *Store) CustomerOf(ctx context.Context, orderID string) (string, error) 
 // Payments returns the payments matching f, newest first, limit items from offset, and the number of
 // all matching ones.
 func (s *Store) Payments(ctx context.Context, f payment.Filter, limit, offset int) ([]payment.Payment, int, error) {
-	var conds []string
-	var args []any
-	if f.OrderID != "" {
-		conds, args = append(conds, `order_id = ?`), append(args, f.OrderID)
+	var where mysqldb.Filter
+	where.Equal("order_id", f.OrderID)
+	where.Equal("status", string(f.Status))
+	if f.Customer != nil { // a customer's own only
+		where.Cond(`order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`, *f.Customer)
 	}
-	if f.Status != "" {
-		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
-	}
-	if f.Customer != nil {
-		conds, args = append(conds, `order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`), append(args, *f.Customer)
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	rows, total, err := mysqldb.Page[paymentRow](ctx, s.db, paymentColumns, "payments", where, "created_at DESC, id DESC", limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("payments: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM payments`+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("payments: %w", err)
-	}
-	var rows []paymentRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+paymentColumns+` FROM payments`+where+
-		` ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
-		return nil, 0, fmt.Errorf("payments: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, fmt.Errorf("payments: commit: %w", err)
-	}
-	out := make([]payment.Payment, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.payment())
+	out := make([]payment.Payment, len(rows))
+	for i, r := range rows {
+		out[i] = r.payment()
 	}
 	return out, total, nil
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/sagittarius-a/sagittarius/internal/testinfra"
+	"github.com/sagittarius-a/sagittarius/internal/testinfra/servicetest"
 	shipmysql "github.com/sagittarius-a/sagittarius/services/shipping/mysql"
 )
 
@@ -13,5 +13,5 @@ import (
 // dropped when the test ends.
 func newTestDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	return testinfra.NewMigratedDatabase(t, 40, shipmysql.Migrate)
+	return servicetest.NewDatabase(t, 40, shipmysql.Migrations)
 }

@@ -11,9 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"log/slog"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -31,16 +28,7 @@ var migrations embed.FS
 
 // Migrations are the service's goose migrations, for the service kit
 // (service.Spec.Migrations), which applies them with the bus tables.
-var Migrations = func() fs.FS { sub, _ := fs.Sub(migrations, "migrations"); return sub }()
-
-// Migrate applies the service's embedded goose migrations and the eventbus tables (outbox, inbox)
-// to db. It is safe to call at every start; logger may be nil.
-func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) error {
-	if err := mysqldb.Migrate(ctx, db, Migrations, logger); err != nil {
-		return err
-	}
-	return eventbus.Migrate(ctx, db)
-}
+var Migrations = mysqldb.Migrations(migrations, "migrations")
 
 // Representation renders a shipment as its REST model, which is also the event entity. httpapi
 // implements it; it must be safe for concurrent use.
@@ -370,41 +358,19 @@ func (s *Store) Shipment(ctx context.Context, id string) (shipment.Shipment, err
 // Shipments returns the shipments matching f, newest first, limit items from offset, and the number
 // of all matching ones.
 func (s *Store) Shipments(ctx context.Context, f shipment.Filter, limit, offset int) ([]shipment.Shipment, int, error) {
-	var conds []string
-	var args []any
-	if f.OrderID != "" {
-		conds, args = append(conds, `order_id = ?`), append(args, f.OrderID)
+	var where mysqldb.Filter
+	where.Equal("order_id", f.OrderID)
+	where.Equal("status", string(f.Status))
+	if f.Customer != nil { // a customer's own only
+		where.Cond(`order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`, *f.Customer)
 	}
-	if f.Status != "" {
-		conds, args = append(conds, `status = ?`), append(args, string(f.Status))
-	}
-	if f.Customer != nil {
-		conds, args = append(conds, `order_id IN (SELECT order_id FROM orders WHERE customer_id = ? AND customer_id <> '')`), append(args, *f.Customer)
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = ` WHERE ` + strings.Join(conds, ` AND `)
-	}
-	tx, err := s.db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	rows, total, err := mysqldb.Page[shipmentRow](ctx, s.db, shipmentColumns, "shipments", where, "scheduled_at DESC, id DESC", limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("shipments: %w", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	var total int
-	if err := tx.GetContext(ctx, &total, `SELECT COUNT(*) FROM shipments`+where, args...); err != nil {
-		return nil, 0, fmt.Errorf("shipments: %w", err)
-	}
-	var rows []shipmentRow
-	if err := tx.SelectContext(ctx, &rows, `SELECT `+shipmentColumns+` FROM shipments`+where+
-		` ORDER BY scheduled_at DESC, id DESC LIMIT ? OFFSET ?`, append(args, limit, offset)...); err != nil {
-		return nil, 0, fmt.Errorf("shipments: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, 0, fmt.Errorf("shipments: commit: %w", err)
-	}
-	out := make([]shipment.Shipment, 0, len(rows))
-	for _, r := range rows {
-		out = append(out, r.shipment())
+	out := make([]shipment.Shipment, len(rows))
+	for i, r := range rows {
+		out[i] = r.shipment()
 	}
 	return out, total, nil
 }

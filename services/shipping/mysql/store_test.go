@@ -16,6 +16,7 @@ import (
 
 	"github.com/sagittarius-a/sagittarius/internal/hal"
 	"github.com/sagittarius-a/sagittarius/internal/mysqldb"
+	"github.com/sagittarius-a/sagittarius/internal/service"
 	"github.com/sagittarius-a/sagittarius/internal/testinfra"
 	"github.com/sagittarius-a/sagittarius/services/shipping/httpapi"
 	"github.com/sagittarius-a/sagittarius/services/shipping/shipment"
@@ -29,7 +30,7 @@ func newTestStore(t *testing.T) (*Store, *sqlx.DB, *atomic.Int32, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db := openTestDB(t, 1)
-	if err := Migrate(ctx, db, nil); err != nil {
+	if err := service.Migrate(ctx, db, Migrations, nil); err != nil {
 		t.Fatal(err)
 	}
 	notified := new(atomic.Int32)
