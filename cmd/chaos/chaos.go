@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -95,8 +96,12 @@ func newChaos(ctx context.Context, o options, out io.Writer) (*chaos, error) {
 		return nil, err
 	}
 	c.p = p
-	// The shopper acts as staff: the identity service's demo client.
-	c.c.http.Transport = &authclient.Transport{Source: p.StaffToken, Next: c.c.http.Transport}
+	// The shopper acts as staff (the identity service's demo client); the
+	// failed messages are read and retried as the operator.
+	c.c.http.Transport = byRole{
+		staff:    &authclient.Transport{Source: p.StaffToken, Next: c.c.http.Transport},
+		operator: &authclient.Transport{Source: p.OperatorToken, Next: c.c.http.Transport},
+	}
 	c.shop = newShopper(p.Gateway, c.c, o.seed, c.debugf)
 	return c, nil
 }
@@ -411,4 +416,15 @@ func (c *chaos) waitHealthy(ctx context.Context, within time.Duration) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// byRole sends the failed-messages requests (the operator's) with the
+// operator's token and every other request with the staff token.
+type byRole struct{ staff, operator http.RoundTripper }
+
+func (b byRole) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.Contains(r.URL.Path, "/failed-message") {
+		return b.operator.RoundTrip(r)
+	}
+	return b.staff.RoundTrip(r)
 }
